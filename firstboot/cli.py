@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from firstboot.phase import Phase
 from firstboot.phases import PHASES
@@ -69,15 +70,31 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--node-name", help="override nodeRegistration.name")
     init.add_argument("--advertise-address",
                       help="override localAPIEndpoint.advertiseAddress")
+    init.add_argument("--preflight-target", choices=("node", "image"),
+                      help="node: every check, on this machine; image: only the checks that"
+                      " make sense for a tree being rendered (default: node when --root is /,"
+                      " else image)")
     init.add_argument("--ignore-preflight-errors", default="",
                       help="comma-separated preflight check names to turn into warnings,"
                       " or 'all'")
+    init.add_argument("--kernel-cmdline", type=Path, metavar="FILE",
+                      help="read kubeinit.node-name= and kubeinit.advertise-address= from"
+                      " this file (default: <root>/proc/cmdline)")
     init.add_argument("phase_words", nargs="*", metavar="phase PHASE [SUB|all]",
                       help="run one phase (kubeinit init phase certs apiserver)")
 
     status = sub.add_parser("status", help="show the state of each phase")
     status.add_argument("--root", type=Path, default=Path("/"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    join = sub.add_parser("join-command", help="print the command that joins a node (needs"
+                          " the API server with --refresh)")
+    _common(join)
+    join.add_argument("--control-plane", action="store_true",
+                      help="the command for another control-plane node")
+    join.add_argument("--refresh", action="store_true",
+                      help="mint a new bootstrap token and upload the certificates again"
+                      " under a new certificate key, then rewrite the join files")
 
     sub.add_parser("phases", help="list the phase tree")
     return parser
@@ -93,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.OK
         if args.command == "status":
             return _status(args)
+        if args.command == "join-command":
+            return _join_command(args, debug)
         return _init(args, debug)
     except KubeinitError as e:
         print(f"kubeinit: error: {e.message}", file=sys.stderr)
@@ -141,7 +160,8 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         skip += [path for path, p in walk(PHASES) if p.needs_api and "/" not in path]
     selected = select(PHASES, only=target, skip=skip)
     identity = resolve_identity(config, node_name=args.node_name,
-                                advertise_address=args.advertise_address)
+                                advertise_address=args.advertise_address,
+                                **_boot_identity_sources(args.kernel_cmdline, root))
     ignore = {s.strip().lower() for s in args.ignore_preflight_errors.split(",") if s.strip()}
     ignore |= {s.lower() for s in config.init.node_registration.ignore_preflight_errors}
     if "all" in ignore and len(ignore) > 1:
@@ -153,6 +173,7 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         start_time=datetime.datetime.now(datetime.UTC).replace(microsecond=0),
         ignore_preflight_errors=frozenset(ignore),
         manage_services=(root == Path("/") and _systemd_is_pid1() and not args.dry_run),
+        preflight_target=args.preflight_target or "",
     )
     reporter = Reporter(debug=debug)
     full = target is None and not args.local_only and not skip
@@ -180,27 +201,42 @@ def _print_dry_run(root: Path) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from firstboot.selection import leaves
-    from firstboot.state import State, done_stamp, failed_marker
+    from firstboot.status import show  # noqa: PLC0415 - deferred
 
-    state = State.load(args.root)
-    failure = None
-    if failed_marker(args.root).exists():
-        failure = json.loads(failed_marker(args.root).read_text())
-    rows = []
-    for path, _ in leaves(PHASES):
-        rec = state.phases.get(path)
-        rows.append({"phase": path, "result": rec.result if rec else "pending",
-                     "duration": rec.duration if rec else None,
-                     "error": rec.error if rec else "", "hint": rec.hint if rec else ""})
-    complete = done_stamp(args.root).exists()
-    if args.json:
-        print(json.dumps({"complete": complete, "failed": failure, "phases": rows}, indent=2))
-    else:
-        print(f"kubeinit: {'complete' if complete else 'failed' if failure else 'not complete'}")
-        for r in rows:
-            dur = f"{r['duration']:.2f}s" if r["duration"] is not None else ""
-            print(f"  {r['phase']:<40} {r['result']:<8} {dur}")
-            if r["error"]:
-                print(f"      error: {r['error']}\n      hint: {r['hint']}")
+    complete = show(args.root, PHASES, as_json=args.json)
     return ExitCode.OK if complete else ExitCode.PHASE_FAILED
+
+
+def _boot_identity_sources(cmdline: Path | None, root: Path) -> dict[str, Any]:
+    """Where the boot environment may dictate the node identity (kubeinit.identity): the
+    kernel command line and systemd credentials (kubeinit.service: ImportCredential=)."""
+    from kubeinit import paths  # noqa: PLC0415 - deferred
+
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    return {"cmdline": cmdline or paths.under(root, paths.KERNEL_CMDLINE),
+            "credentials_dir": Path(creds) if creds else None}
+
+
+def _join_command(args: argparse.Namespace, debug: bool) -> int:
+    from firstboot import joincmd  # noqa: PLC0415 - deferred
+    from firstboot.context import InitContext  # noqa: PLC0415 - deferred
+    from firstboot.log import Reporter  # noqa: PLC0415 - deferred
+    from kubeinit import paths  # noqa: PLC0415 - deferred
+    from kubeinit.config import load_config  # noqa: PLC0415 - deferred
+    from kubeinit.identity import resolve_identity  # noqa: PLC0415 - deferred
+
+    root: Path = args.root
+    config_path = args.config
+    if config_path is None and paths.under(root, paths.NODE_CONFIG).exists():
+        config_path = paths.under(root, paths.NODE_CONFIG)
+    config = load_config(config_path)
+    identity = resolve_identity(config, **_boot_identity_sources(None, root))
+    ctx = InitContext(config=config, root=root, identity=identity,
+                      start_time=datetime.datetime.now(datetime.UTC).replace(microsecond=0))
+    try:
+        if args.refresh:
+            joincmd.refresh(ctx, Reporter(debug=debug))
+        sys.stdout.write(joincmd.show(ctx, control_plane=args.control_plane))
+    finally:
+        ctx.close_clients()
+    return ExitCode.OK

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import traceback
 from collections.abc import Sequence
@@ -53,6 +55,7 @@ def run_phases(ctx: InitContext, tree: Sequence[Phase], selected: Sequence[str],
         notes = "; ".join(ctx.notes)
         ctx.notes.clear()
         reporter.phase_finished(path, rec.duration, notes)
+        _fault_point(path)
     if complete_init:
         stamp = {"finished": now_iso(), "duration": round(time.monotonic() - started_all, 3)}
         try:
@@ -75,3 +78,10 @@ def _fail(ctx: InitContext, state: State, rec: PhaseRecord, reporter: Reporter, 
         marker = {"phase": path, "error": err.message, "hint": err.hint, "time": now_iso()}
         write_file(failed_marker(ctx.root), json.dumps(marker, indent=2) + "\n", 0o644,
                    dir_mode=0o700)
+
+
+def _fault_point(path: str) -> None:
+    """Crash tests (tests/firstboot/test_crash_resume.py) stop the process here, then SIGKILL
+    it: a kill at an exact phase boundary, after the journal recorded the phase as done."""
+    if os.environ.get("KUBEINIT_FAULT_STOP_AFTER") == path:
+        os.kill(os.getpid(), signal.SIGSTOP)

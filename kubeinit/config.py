@@ -34,8 +34,6 @@ OLD_KUBEADM_APIS = ("kubeadm.k8s.io/v1beta1", "kubeadm.k8s.io/v1beta2", "kubeadm
 DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 CONTROL_PLANE_TAINT_KEY = "node-role.kubernetes.io/control-plane"
 DEFAULT_TOKEN_GROUP = "system:bootstrappers:kubeadm:default-node-token"
-KUBEADM_FEATURE_GATES = ("ControlPlaneKubeletLocalMode", "NodeLocalCRISocket",
-                         "PublicKeysECDSA", "RootlessControlPlane")
 
 # constants.go
 MINIMUM_ADDRESSES_IN_SERVICE_SUBNET = 10
@@ -290,7 +288,26 @@ def load_config(path: Path | None) -> Config:
     return parse_config(text, source=source)
 
 
+GENERIC_HINT = ("see kubeadm's v1beta4 configuration reference; `kubeadm config print"
+                " init-defaults` prints a valid file")
+
+
 def parse_config(text: str, *, source: str = "<config>") -> Config:
+    """Parse, default and validate; every InvalidInput carries a hint (one error line, one
+    hint line)."""
+    try:
+        return _parse_config(text, source)
+    except InvalidInput as e:
+        # keys and values from the file may hold line breaks or control characters
+        raise InvalidInput(_printable(e.message), hint=_printable(e.hint or GENERIC_HINT)
+                           ) from None
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _parse_config(text: str, source: str) -> Config:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
@@ -307,7 +324,7 @@ def parse_config(text: str, *, source: str = "<config>") -> Config:
         api, kind = doc.get("apiVersion"), doc.get("kind")
         expected = {"InitConfiguration": KUBEADM_API, "ClusterConfiguration": KUBEADM_API,
                     "KubeletConfiguration": KUBELET_API, "KubeProxyConfiguration": KUBEPROXY_API}
-        if kind not in expected:
+        if not isinstance(kind, str) or kind not in expected:
             raise InvalidInput(
                 f"{where}: unknown kind {kind!r}",
                 hint="accepted kinds: " + ", ".join(expected)
@@ -336,7 +353,7 @@ def build_config(by_kind: Mapping[str, Mapping[str, Any]], *, source: str) -> Co
     except schema.DecodeError as e:
         raise InvalidInput(f"{source}: {e.path}: {e.message}") from None
     init, cluster, release = _default(init, cluster, source)
-    _validate(init, cluster, source)
+    _validate(init, cluster, source, release)
     kubelet = by_kind.get("KubeletConfiguration")
     proxy = by_kind.get("KubeProxyConfiguration")
     return Config(source=source, init=init, cluster=cluster, release=release,
@@ -349,17 +366,26 @@ def _default(init: InitConfiguration, cluster: ClusterConfiguration,
     """kubeadm's static and dynamic defaulting that does not depend on the machine."""
     if cluster.etcd.local is None and cluster.etcd.external is None:
         cluster = dataclasses.replace(cluster, etcd=Etcd(local=LocalEtcd()))
+    ext = cluster.etcd.external
+    if ext is not None and not ext.http_endpoints and ext.endpoints:
+        # SetDefaults_ExternalEtcd: httpEndpoints default to a copy of endpoints
+        cluster = dataclasses.replace(cluster, etcd=dataclasses.replace(
+            cluster.etcd, external=dataclasses.replace(ext, http_endpoints=ext.endpoints)))
     try:
         release = release_for(cluster.kubernetes_version or None,
                               cluster.image_repository or DEFAULT_IMAGE_REPOSITORY)
     except InvalidInput as e:
         raise InvalidInput(f"{source}: {e.message}", hint=e.hint) from None
     cluster = dataclasses.replace(cluster, kubernetes_version=release.version)
+    if init.local_api_endpoint.bind_port == 0:  # SetDefaults_APIEndpoint: 0 means unset
+        init = dataclasses.replace(init, local_api_endpoint=dataclasses.replace(
+            init.local_api_endpoint, bind_port=APIEndpoint.bind_port))
     nr = init.node_registration
     cri = nr.cri_socket
     if cri and "://" not in cri:
         cri = "unix://" + cri  # kubeadm prepends the scheme (with a warning)
-    nr = dataclasses.replace(nr, name=nr.name, cri_socket=cri or DEFAULT_CRI_SOCKET)
+    # kubeadm lower-cases the node name (SetNodeRegistrationDynamicDefaults)
+    nr = dataclasses.replace(nr, name=nr.name.lower(), cri_socket=cri or DEFAULT_CRI_SOCKET)
     init = dataclasses.replace(init, node_registration=nr)
     # controlPlaneEndpoint without a port gets the local bindPort (SetClusterDynamicDefaults)
     cpe = cluster.control_plane_endpoint
@@ -438,7 +464,8 @@ def parse_cidrs(text: str, where: str, fld: str, min_addrs: int) -> list[ipaddre
     return nets
 
 
-def _validate(init: InitConfiguration, cluster: ClusterConfiguration, where: str) -> None:
+def _validate(init: InitConfiguration, cluster: ClusterConfiguration, where: str,
+              release: Release) -> None:
     nr = init.node_registration
     if nr.name:
         validate_node_name(nr.name, where)
@@ -489,19 +516,21 @@ def _validate(init: InitConfiguration, cluster: ClusterConfiguration, where: str
         if s.max_prefixlen - s.prefixlen > MAXIMUM_BITS_FOR_SERVICE_SUBNET:
             raise InvalidInput(
                 f"{where}: networking.serviceSubnet: {s} is too large; for {s.max_prefixlen}-bit"
-                f" addresses the mask must be >= {s.max_prefixlen - MAXIMUM_BITS_FOR_SERVICE_SUBNET}",
+                " addresses the mask must be >="
+                f" {s.max_prefixlen - MAXIMUM_BITS_FOR_SERVICE_SUBNET}",
                 hint="use e.g. 10.96.0.0/12")
     if net.pod_subnet:
         pods = parse_cidrs(net.pod_subnet, where, "networking.podSubnet",
                            MINIMUM_ADDRESSES_IN_POD_SUBNET)
         if arg_value(cluster.controller_manager.extra_args, "allocate-node-cidrs") != "false":
-            for p in pods:
-                _check_node_mask(p, cluster, where)
-        for p in pods:
+            for pod in pods:
+                _check_node_mask(pod, cluster, where)
+        for pod in pods:
             for s in service:
-                if p.version == s.version and p.overlaps(s):
+                if pod.version == s.version and pod.overlaps(s):
                     raise InvalidInput(
-                        f"{where}: networking.podSubnet {p} overlaps networking.serviceSubnet {s}",
+                        f"{where}: networking.podSubnet {pod} overlaps"
+                        f" networking.serviceSubnet {s}",
                         hint="pods and services need disjoint ranges, e.g. 10.244.0.0/16 and"
                         " 10.96.0.0/12")
     for fld, comp in (("apiServer", cluster.api_server),
@@ -514,9 +543,10 @@ def _validate(init: InitConfiguration, cluster: ClusterConfiguration, where: str
         raise InvalidInput(f"{where}: certificatesDir: {cluster.certificates_dir!r} is not an"
                            " absolute path", hint="e.g. /etc/kubernetes/pki")
     for gate in cluster.feature_gates:
-        if gate not in KUBEADM_FEATURE_GATES:
+        known = release.major_minor.feature_gates
+        if gate not in known:
             raise InvalidInput(f"{where}: featureGates: {gate} is not a kubeadm feature gate",
-                               hint="known gates: " + ", ".join(KUBEADM_FEATURE_GATES))
+                               hint=f"kubeadm {release.version} knows: " + ", ".join(known))
     if cluster.control_plane_endpoint:
         split_host_port(cluster.control_plane_endpoint,
                         field_name=f"{where}: controlPlaneEndpoint")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def write_file(path: Path, data: bytes | str, mode: int, *, dir_mode: int = 0o75
     if isinstance(data, str):
         data = data.encode()
     path.parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a crash mid-write
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -28,6 +31,7 @@ def write_file(path: Path, data: bytes | str, mode: int, *, dir_mode: int = 0o75
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        _fault_point()
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -48,3 +52,32 @@ def fsync_dir(path: Path) -> None:
 def ensure_dir(path: Path, mode: int) -> None:
     """Create `path` with `mode` if missing (like Go's os.MkdirAll: an existing dir keeps its mode)."""
     path.mkdir(parents=True, exist_ok=True, mode=mode)
+
+
+_writes = 0
+
+
+def _fault_point() -> None:
+    """Crash tests set KUBEINIT_FAULT_STOP_AT_WRITE=N: the process stops itself (SIGSTOP) with
+    the N-th file fsynced under its temporary name but not yet renamed, and the test SIGKILLs
+    it there. Costs one environment lookup per write otherwise."""
+    global _writes
+    target = os.environ.get("KUBEINIT_FAULT_STOP_AT_WRITE")
+    if target is None:
+        return
+    _writes += 1
+    if _writes == int(target):
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def mkdir_all(path: Path, mode: int) -> None:
+    """Go's os.MkdirAll(path, mode): every missing directory, parents included, is created with
+    `mode` (minus the umask); existing ones keep theirs. (`Path.mkdir(parents=True)` would
+    create the parents with the default mode instead.)"""
+    missing = []
+    current = path
+    while not current.exists() and not current.is_symlink():
+        missing.append(current)
+        current = current.parent
+    for d in reversed(missing):
+        d.mkdir(mode=mode, exist_ok=True)

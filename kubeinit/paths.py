@@ -35,8 +35,13 @@ ETC_DIR = PurePosixPath("/etc/kubeinit")
 NODE_CONFIG = ETC_DIR / "config.yaml"
 JOIN_COMMAND = ETC_DIR / "join-command"
 JOIN_COMMAND_CONTROL_PLANE = ETC_DIR / "join-command-control-plane"
+JOIN_INFO = ETC_DIR / "join.json"
+# Secrets the API phases mint, kept (0600) so a crashed first boot resumes with the same ones.
+BOOTSTRAP_TOKENS = STATE_DIR / "bootstrap-tokens.json"
+UPLOADED_CERTS = STATE_DIR / "uploaded-certs.json"
 LIB_DIR = PurePosixPath("/usr/lib/kubeinit")
 PROFILE = LIB_DIR / "profile.json"
+KERNEL_CMDLINE = PurePosixPath("/proc/cmdline")
 
 # Tools. Looked up on PATH by the run helper; named here so tests and preflight agree.
 SYSTEMCTL = "systemctl"

@@ -31,15 +31,33 @@ class Minor:
     kubelet_client_org_until_patch: int
     # NodeLocalCRISocket: the CRI socket goes to instance-config.yaml, not a kubelet flag.
     node_local_cri_socket: bool = True
+    # ...and the NodeLocalCRISocket feature gate can still switch that off (Beta, default on, in
+    # v1.35.4 features/features.go; GA and locked in v1.36; gone in v1.37). Off: kubeadm writes
+    # --container-runtime-endpoint to kubeadm-flags.env and no instance-config.yaml
+    # (phases/kubelet/flags.go, cmd/phases/init/kubelet.go, phases/kubelet/config.go).
+    node_local_cri_socket_gate: bool = False
+    # kube-controller-manager mounts the flexvolume plugin dir (read-write, honouring
+    # --flex-volume-plugin-dir): phases/controlplane/volumes.go up to v1.35.4, removed in v1.36.
+    flexvolume_mount: bool = False
+    # etcd flag names follow the etcd image tag: below 3.6.0 the --experimental-* forms
+    # (phases/etcd/local.go getEtcdCommand in v1.35.4); v1.36+ always use the 3.6 names.
+    etcd_flags_by_image_tag: bool = False
+    # The kubeadm feature gates this minor knows (features/features.go InitFeatureGates); any
+    # other name in ClusterConfiguration.featureGates is invalid input, as in kubeadm.
+    feature_gates: tuple[str, ...] = ("RootlessControlPlane",)
 
 
 MINORS: dict[int, Minor] = {
     m.minor: m
     for m in (
         Minor(35, 4, etcd_tag="3.6.6-0", coredns_tag="v1.13.1", pause_tag="3.10.1",
-              kubelet_client_org_until_patch=4),
+              kubelet_client_org_until_patch=4, node_local_cri_socket_gate=True,
+              flexvolume_mount=True, etcd_flags_by_image_tag=True,
+              feature_gates=("RootlessControlPlane", "ControlPlaneKubeletLocalMode",
+                             "NodeLocalCRISocket", "PublicKeysECDSA")),
         Minor(36, 3, etcd_tag="3.6.8-0", coredns_tag="v1.14.2", pause_tag="3.10.2",
-              kubelet_client_org_until_patch=-1),
+              kubelet_client_org_until_patch=-1,
+              feature_gates=("RootlessControlPlane", "NodeLocalCRISocket", "PublicKeysECDSA")),
         Minor(37, 2, etcd_tag="3.7.0-0", coredns_tag="v1.14.6", pause_tag="3.10.2",
               kubelet_client_org_until_patch=-1),
     )

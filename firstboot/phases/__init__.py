@@ -6,13 +6,20 @@ from __future__ import annotations
 
 from firstboot.phase import Phase
 from firstboot.phases import (
-    api,
+    addons,
+    bootstrap_token,
     certs,
     control_plane,
     etcd,
     kubeconfig,
+    kubelet_finalize,
     kubelet_start,
+    mark_control_plane,
     preflight,
+    show_join_command,
+    upload_certs,
+    upload_config,
+    wait_control_plane,
 )
 
 PHASES: tuple[Phase, ...] = (
@@ -22,5 +29,12 @@ PHASES: tuple[Phase, ...] = (
     etcd.PHASE,
     control_plane.PHASE,
     kubelet_start.PHASE,
-    *api.PHASES,
+    wait_control_plane.PHASE,
+    upload_config.PHASE,
+    upload_certs.PHASE,
+    mark_control_plane.PHASE,
+    bootstrap_token.PHASE,
+    kubelet_finalize.PHASE,
+    addons.PHASE,
+    show_join_command.PHASE,
 )

@@ -1,4 +1,17 @@
-"""STUB: being implemented."""
+"""`kubelet-start`: write the kubelet's settings and (re)start it.
+
+As kubeadm's cmd/phases/init/kubelet.go, in its order: stop the kubelet, write
+/var/lib/kubelet/kubeadm-flags.env, instance-config.yaml (where the version uses it) and
+config.yaml (all 0644, the directory 0700), then `systemctl daemon-reload` and
+`systemctl restart kubelet`. The files come from `kubeinit.kubelet`, shared with the builder.
+
+Services are touched only when `ctx.manage_services` (the root is the running system and
+systemd is PID 1); otherwise the files are written and a note says the kubelet was not started.
+Two host facts are read: the kernel hostname (kubeadm passes --hostname-override only when the
+node name differs from it) and whether systemd-resolved is active on the target
+(`kubeinit.kubelet.systemd_resolved_active`: asked live from systemd when services are managed,
+else judged from the unit's enablement under the root).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +19,46 @@ from firstboot.context import InitContext
 from firstboot.phase import Phase
 
 
-def _todo(ctx: InitContext) -> None:
-    raise NotImplementedError
+def run(ctx: InitContext) -> None:
+    from kubeinit import kubelet, paths  # noqa: PLC0415 - keeps `kubeinit --help` fast
+    from kubeinit.errors import PhaseFailed  # noqa: PLC0415
+    from kubeinit.fs import mkdir_all, write_file  # noqa: PLC0415
+    from kubeinit.identity import detect_hostname  # noqa: PLC0415
+    from kubeinit.run import run as run_command  # noqa: PLC0415
+
+    live = ctx.manage_services
+    files = kubelet.render_kubelet_files(
+        ctx.config,
+        ctx.identity,
+        hostname=detect_hostname(),
+        systemd_resolved=kubelet.systemd_resolved_active(ctx.root, live=live),
+    )
+    if live:
+        # kubeadm TryStopKubelet: best effort, so no race while the files change.
+        run_command([paths.SYSTEMCTL, "stop", paths.KUBELET], check=False)
+    mkdir_all(ctx.path(paths.KUBELET_DIR), kubelet.KUBELET_DIR_MODE)
+    for node_path, data in files.items():
+        write_file(
+            ctx.path(node_path), data, kubelet.KUBELET_FILE_MODE, dir_mode=kubelet.KUBELET_DIR_MODE
+        )
+    if not live:
+        ctx.notes.append(
+            "skipped starting the kubelet: services are managed only on the"
+            " running system with systemd as PID 1"
+        )
+        return
+    # kubeadm TryStartKubelet: daemon-reload, then restart. kubeadm only warns when this fails;
+    # kubeinit stops here, because wait-control-plane cannot succeed without a kubelet.
+    try:
+        run_command([paths.SYSTEMCTL, "daemon-reload"])
+        run_command([paths.SYSTEMCTL, "restart", paths.KUBELET])
+    except PhaseFailed as e:
+        raise PhaseFailed(
+            f"could not start the kubelet: {e.message}",
+            hint="check `systemctl status kubelet` and `journalctl -u kubelet`",
+        ) from None
 
 
-PHASE = Phase(name="kubelet-start", summary="Write kubelet settings and (re)start the kubelet", run=_todo)
+PHASE = Phase(
+    name="kubelet-start", summary="Write kubelet settings and (re)start the kubelet", run=run
+)

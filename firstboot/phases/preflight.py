@@ -1,13 +1,59 @@
-"""STUB: being implemented."""
+"""kubeadm's `preflight` phase (cmd/kubeadm/app/cmd/phases/init/preflight.go).
+
+The checks live in kubeinit.preflight. The target is explicit: `ctx.preflight_target` when set,
+otherwise `node` for the root `/` (first boot on the machine itself) and `image` for any other
+root (rendering into a directory, e.g. on a build host), where the checks of the live machine do
+not apply. Either way the phase prints the target and every check it did not run.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from firstboot.context import InitContext
 from firstboot.phase import Phase
+from kubeinit.errors import InvalidInput
+from kubeinit.preflight import Target, profile_for, run_preflight
 
 
-def _todo(ctx: InitContext) -> None:
-    raise NotImplementedError
+def target_name(ctx: InitContext) -> str:
+    if ctx.preflight_target:
+        return ctx.preflight_target
+    return "node" if ctx.root == Path("/") else "image"
 
 
-PHASE = Phase(name="preflight", summary="Run the pre-flight checks kubeadm runs for init", run=_todo)
+def run(ctx: InitContext) -> None:
+    try:
+        target = Target(target_name(ctx))
+    except ValueError:
+        raise InvalidInput(
+            f"preflight target {ctx.preflight_target!r} is not one of:"
+            f" {', '.join(t.value for t in Target)}"
+        ) from None
+    out = sys.stderr
+    print(
+        f"[preflight] Running pre-flight checks (target {target.value}, root {ctx.root})",
+        file=out,
+        flush=True,
+    )
+    profile = profile_for(ctx.config, target)
+    report = run_preflight(
+        profile, ctx.identity, ctx.root, ignore=ctx.ignore_preflight_errors, out=out
+    )
+    if report.not_applicable:
+        print(
+            f"[preflight] not applicable to target {target.value} (rendering into"
+            f" {ctx.root}, not checking the node that will boot it): "
+            + ", ".join(report.not_applicable),
+            file=out,
+            flush=True,
+        )
+        ctx.notes.append(
+            f"{len(report.not_applicable)} checks not applicable to target {target.value}"
+        )
+    if report.warnings:
+        ctx.notes.append(f"{len(report.warnings)} warnings")
+
+
+PHASE = Phase(name="preflight", summary="Run pre-flight checks", run=run)

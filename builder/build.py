@@ -1,0 +1,339 @@
+"""The build, as a recipe read top to bottom (house style §5).
+
+    build_image(ctx)
+      check_inputs        the base image file, the output directory, --images
+      open_target         copy the image next to the output and launch the appliance once
+                          (or take the --root tree)
+      check_target        offline preflight of the system in it: nothing written yet
+      render_profile      static Pods, addons, kubeconfig templates, kubelet files, preflight
+      install_runtime     /usr/lib/kubeinit/python (+ deps for the target), /usr/bin/kubeinit
+      install_unit        units/kubeinit.service (+ the preset from packaging/)
+      enable_unit         the wants symlink `systemctl enable` would make
+      install_images      --images archives
+      write_profile       /usr/lib/kubeinit/profile.json (+ /etc/kubeinit/config.yaml)
+      write_first_boot    empty /etc/machine-id, no random seed: each clone boots first
+      check_free_space    the target's filesystems have room for all of it
+      write_payload       everything above, in one go
+      (close + rename)    the new image replaces the output only when complete
+
+Every step returns payload entries or facts; only `write_payload` writes into the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder import archives, guest, pydeps
+from builder.context import BuildContext
+from builder.image import ImageFile, WorkCopy, check_image_file
+from builder.payload import Entry, Kind, Payload
+from builder.preflight import Facts, check_space, check_target
+from builder.render import mirror_facts, render_profile
+from builder.step import Progress, step
+from builder.target import GuestTarget, Target, TreeTarget, resolve
+from kubeinit import paths
+from kubeinit import profile as prof
+from kubeinit.errors import InvalidInput
+
+REPO = Path(__file__).resolve().parent.parent
+UNIT_SOURCE = REPO / "units" / "kubeinit.service"
+PRESET_DIR = REPO / "packaging"
+WRAPPER = Path(__file__).resolve().parent / "data" / "kubeinit"
+RUNTIME_PACKAGES = ("kubeinit", "firstboot")
+UNIT_NAME = "kubeinit.service"
+PRESET_NODE_DIR = "/usr/lib/systemd/system-preset"
+
+
+@dataclass
+class Summary:
+    target: str = ""
+    facts: Facts | None = None
+    files: int = 0
+    file_bytes: int = 0
+    archives: int = 0
+    digest: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def build_image(ctx: BuildContext) -> Summary:
+    summary = Summary()
+    source, wanted_archives = check_inputs(ctx)
+    with open_target(ctx, source) as target:
+        summary.target = target.description
+        facts = check_target_system(ctx, target)
+        summary.facts = facts
+        with tempfile.TemporaryDirectory(prefix="kubeinit-build.") as scratch:
+            profile = render_node_profile(ctx, target, Path(scratch), wanted_archives)
+            payload = Payload.of([
+                *install_runtime(ctx, facts, Path(scratch), summary.notes),
+                *install_unit(ctx, facts),
+                *enable_unit(ctx, target),
+                *install_images(ctx, profile),
+                *write_profile(ctx, profile),
+                *write_first_boot(ctx, target),
+            ])
+            summary.files = len(payload.of_kind(Kind.FILE))
+            summary.file_bytes = payload.file_bytes
+            summary.archives = len(profile.preload)
+            check_free_space(ctx, target, payload)
+            summary.digest = write_payload(ctx, target, payload)
+    return summary
+
+
+# --- steps -----------------------------------------------------------------------------------
+
+def check_inputs(ctx: BuildContext) -> tuple[ImageFile | None, dict[str, Path]]:
+    """Everything about the inputs that can be known without opening the image."""
+    with step("check inputs"):
+        wanted: dict[str, Path] = {}
+        if ctx.images_dir is not None:
+            from kubeinit.preflight import control_plane_images
+
+            wanted = archives.match_archives(ctx.images_dir, control_plane_images(ctx.config))
+        if ctx.root is not None:
+            if not ctx.root.is_dir():
+                raise InvalidInput(f"--root {ctx.root}: no such directory",
+                                   hint="give the root of an OS tree (it must hold /usr, /etc)")
+            return None, wanted
+        assert ctx.image is not None
+        source = check_image_file(ctx.image)
+        out_dir = ctx.final_image.parent
+        if ctx.output is not None and ctx.output.is_dir():
+            raise InvalidInput(f"--output {ctx.output}: is a directory",
+                               hint="give the path of the new image file")
+        if not ctx.dry_run:
+            if not out_dir.is_dir():
+                raise InvalidInput(f"{out_dir}: no such directory",
+                                   hint="create the output directory first")
+            free = shutil.disk_usage(out_dir).free
+            extra = sum(p.stat().st_size for p in set(wanted.values())) + (256 << 20)
+            if free < source.actual_size + extra:
+                raise InvalidInput(f"{out_dir} has {free >> 20} MiB free; the new image needs"
+                                   f" about {(source.actual_size + extra) >> 20} MiB",
+                                   hint="free space or choose another --output directory")
+        return source, wanted
+
+
+@contextlib.contextmanager
+def open_target(ctx: BuildContext, source: ImageFile | None) -> Iterator[Target]:
+    """The target for the whole build. For an image: a complete copy next to the output,
+    renamed over it only after everything was written and the appliance shut down cleanly."""
+    if ctx.root is not None:
+        yield TreeTarget(ctx.root)
+        return
+    assert source is not None
+    if ctx.dry_run:
+        with step("open image (read-only)"):
+            target = guest.open_image(source.path, source.format, cache_dir=ctx.cache_dir,
+                                      readonly=True, debug=ctx.debug)
+        try:
+            yield target
+        finally:
+            guest.close(target.g)
+        return
+    work = WorkCopy(source, ctx.final_image)
+    try:
+        with step(f"copy {source.path.name} to a new file next to {ctx.final_image.name}"):
+            work.create()
+        with step("start the libguestfs appliance"):
+            target = guest.open_image(work.path, source.format, cache_dir=ctx.cache_dir,
+                                      debug=ctx.debug, display=source.path.name)
+        try:
+            yield target
+        except BaseException:
+            with contextlib.suppress(Exception):
+                guest.close(target.g)
+            raise
+        with step("close the image"):
+            guest.close(target.g)
+        with step(f"rename the new image to {ctx.final_image}"):
+            work.commit()
+    except BaseException:
+        work.discard()
+        raise
+
+
+def check_target_system(ctx: BuildContext, target: Target) -> Facts:
+    with step("check the target system"):
+        return check_target(target, ctx.config)
+
+
+def render_node_profile(ctx: BuildContext, target: Target, scratch: Path,
+                        wanted_archives: dict[str, Path]) -> prof.Profile:
+    with step("render the profile"):
+        if ctx.root is not None:
+            facts_root = ctx.root
+        else:
+            facts_root = mirror_facts(target, scratch / "facts", ctx.config)
+        preload = tuple(
+            prof.Preload(image=image, archive=archives.node_path(path),
+                         digest=archives.sha256_file(path))
+            for image, path in sorted(wanted_archives.items()))
+        return render_profile(ctx.config, ctx.config_text, facts_root, preload)
+
+
+def install_runtime(ctx: BuildContext, facts: Facts, scratch: Path,
+                    notes: list[str]) -> list[Entry]:
+    """kubeinit and its dependencies for the target's Python, plus /usr/bin/kubeinit."""
+    with step(f"prepare the Python runtime (Python {facts.python[0]}.{facts.python[1]},"
+              f" {facts.arch})"):
+        site = pydeps.site_packages(arch=facts.arch, python=facts.python, glibc=facts.glibc,
+                                    cache_dir=ctx.cache_dir, notes=notes)
+        own = scratch / "kubeinit-python"
+        for pkg in RUNTIME_PACKAGES:
+            src = REPO / pkg
+            shutil.copytree(src, own / pkg, ignore=shutil.ignore_patterns("__pycache__",
+                                                                          "*.pyc"))
+        compiler = shutil.which(f"python{facts.python[0]}.{facts.python[1]}")
+        if compiler:
+            pydeps.compile_tree(own, compiler, pydeps.NODE_SITE)
+        entries = [Entry("/usr/lib/kubeinit", Kind.DIR, 0o755, replace=True),
+                   Entry(pydeps.NODE_SITE, Kind.DIR, 0o755),
+                   *_tree_entries(site, pydeps.NODE_SITE, skip={".complete"}),
+                   *_tree_entries(own, pydeps.NODE_SITE),
+                   Entry("/usr/bin", Kind.PARENT),
+                   Entry("/usr/bin/kubeinit", Kind.FILE, 0o755, data=WRAPPER.read_bytes())]
+        return entries
+
+
+def install_unit(ctx: BuildContext, facts: Facts) -> list[Entry]:
+    with step("install kubeinit.service"):
+        if not UNIT_SOURCE.is_file():
+            raise InvalidInput(f"{UNIT_SOURCE}: kubeinit's unit file is missing",
+                               hint="run kubeinit-build from a complete kubeinit checkout")
+        entries = [Entry(facts.unit_dir, Kind.PARENT),
+                   Entry(f"{facts.unit_dir}/{UNIT_NAME}", Kind.FILE, 0o644,
+                         data=UNIT_SOURCE.read_bytes())]
+        for preset in sorted(PRESET_DIR.glob("*.preset")):
+            entries += [Entry(PRESET_NODE_DIR, Kind.PARENT),
+                        Entry(f"{PRESET_NODE_DIR}/{preset.name}", Kind.FILE, 0o644,
+                              data=preset.read_bytes())]
+        return entries
+
+
+def enable_unit(ctx: BuildContext, target: Target) -> list[Entry]:
+    """What `systemctl enable kubeinit.service` does: a symlink in each WantedBy= target's
+    .wants directory. The preset says the same for `systemctl preset`; the symlink makes it
+    true without depending on when (or whether) the distribution applies presets."""
+    with step("enable kubeinit.service"):
+        wanted_by = unit_wanted_by(UNIT_SOURCE.read_text())
+        if not wanted_by:
+            raise InvalidInput(f"{UNIT_SOURCE}: no WantedBy= in [Install]",
+                               hint="the unit must say which target pulls it in")
+        unit_dir = "/usr/lib/systemd/system" if resolve(target, "/usr/lib/systemd/system") \
+            else "/lib/systemd/system"
+        entries = [Entry("/etc/systemd/system", Kind.PARENT)]
+        for t in wanted_by:
+            wants = f"/etc/systemd/system/{t}.wants"
+            entries += [Entry(wants, Kind.PARENT),
+                        Entry(f"{wants}/{UNIT_NAME}", Kind.SYMLINK, link=f"{unit_dir}/{UNIT_NAME}")]
+        return entries
+
+
+def unit_wanted_by(text: str) -> list[str]:
+    """The WantedBy= targets of a unit's [Install] section (systemd.unit(5))."""
+    out: list[str] = []
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section == "Install" and line.startswith("WantedBy="):
+            value = line.partition("=")[2].split()
+            out = [] if not value else out + value
+    return out
+
+
+def install_images(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
+    if not profile.preload:
+        return []
+    with step(f"add {len(profile.preload)} image archives"):
+        assert ctx.images_dir is not None
+        entries = [Entry(archives.NODE_DIR, Kind.DIR, 0o755)]
+        for p in profile.preload:
+            src = ctx.images_dir / Path(p.archive).name
+            entries.append(Entry(p.archive, Kind.FILE, 0o644, source=src))
+        return entries
+
+
+def write_profile(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
+    with step("write the profile"):
+        entries = [Entry(str(paths.PROFILE), Kind.FILE, 0o644,
+                         data=profile.to_json().encode())]
+        if ctx.config_text:
+            # Where `kubeinit init` looks for the configuration; same bytes as the profile's.
+            entries += [Entry(str(paths.ETC_DIR), Kind.DIR, 0o755),
+                        Entry(str(paths.NODE_CONFIG), Kind.FILE, 0o600,
+                              data=ctx.config_text.encode())]
+        return entries
+
+
+def write_first_boot(ctx: BuildContext, target: Target) -> list[Entry]:
+    """Each clone must boot as a new machine: an empty /etc/machine-id (systemd then generates
+    one and runs first-boot units, machine-id(5)) and no saved random seed."""
+    with step("reset machine identity"):
+        entries = [Entry("/etc/machine-id", Kind.FILE, 0o444, data=b""),
+                   Entry("/var/lib/systemd/random-seed", Kind.REMOVE)]
+        if target.kind("/var/lib/dbus/machine-id") == "file":
+            entries.append(Entry("/var/lib/dbus/machine-id", Kind.REMOVE))
+        return entries
+
+
+def check_free_space(ctx: BuildContext, target: Target, payload: Payload) -> None:
+    with step("check free space"):
+        needs: dict[str, int] = {}
+        for e in payload.of_kind(Kind.FILE, Kind.DIR, Kind.SYMLINK):
+            top = "/etc" if e.path.startswith("/etc/") else "/usr/lib"
+            needs[top] = needs.get(top, 0) + Payload((e,)).disk_bytes()
+        check_space(target, needs)
+
+
+def write_payload(ctx: BuildContext, target: Target, payload: Payload) -> str:
+    """The only step that writes into the target. Returns the payload's sha256."""
+    digest = payload_digest(payload)
+    if ctx.dry_run:
+        Progress.line(f"dry run: would write {len(payload.entries)} entries"
+                      f" ({payload.file_bytes / 2**20:.1f} MiB), payload sha256 {digest}")
+        for line in payload.listing():
+            print(line)
+        return digest
+    with step(f"write {len(payload.of_kind(Kind.FILE))} files"
+              f" ({payload.file_bytes / 2**20:.1f} MiB)"):
+        target.install(payload)
+    return digest
+
+
+def payload_digest(payload: Payload) -> str:
+    with open(os.devnull, "wb") as null:
+        return payload.write_tar(null)
+
+
+def _tree_entries(src: Path, node_dir: str, skip: frozenset[str] | set[str] = frozenset()
+                  ) -> list[Entry]:
+    """Entries for everything under `src`, placed under `node_dir`; modes normalised."""
+    out: list[Entry] = []
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(src)
+        base = node_dir if str(rel) == "." else f"{node_dir}/{rel.as_posix()}"
+        if str(rel) != ".":
+            out.append(Entry(base, Kind.DIR, 0o755))
+        for name in sorted(filenames):
+            if str(rel) == "." and name in skip:
+                continue
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                out.append(Entry(f"{base}/{name}", Kind.SYMLINK, link=os.readlink(p)))
+                continue
+            mode = 0o755 if p.stat().st_mode & 0o111 else 0o644
+            out.append(Entry(f"{base}/{name}", Kind.FILE, mode, source=p))
+    return out

@@ -1,0 +1,5 @@
+import sys
+
+from firstboot.cli import main
+
+sys.exit(main())
