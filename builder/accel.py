@@ -37,10 +37,24 @@ def probe(accel: str) -> bool:
     with tempfile.TemporaryDirectory(prefix="kubeinit-kvm-probe.") as tmp:
         disk = Path(tmp) / "boot.img"
         write_file(disk, _BOOT_SECTOR, 0o600)
-        argv = [QEMU, "-accel", accel, *(["-cpu", "host"] if accel == "kvm" else []),
-                "-machine", "pc", "-m", "16", "-nodefaults", "-display", "none", "-no-reboot",
-                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                "-drive", f"file={disk},format=raw,if=ide,snapshot=on"]
+        argv = [
+            QEMU,
+            "-accel",
+            accel,
+            *(["-cpu", "host"] if accel == "kvm" else []),
+            "-machine",
+            "pc",
+            "-m",
+            "16",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive",
+            f"file={disk},format=raw,if=ide,snapshot=on",
+        ]
         try:
             result = run(argv, check=False, timeout=_TIMEOUT)
         except KubeinitError:  # timed out (a hung guest) or no qemu

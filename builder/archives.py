@@ -38,7 +38,8 @@ def read_archive(path: Path) -> Archive:
                 for desc in index.get("manifests", []) if isinstance(index, dict) else []:
                     ann = desc.get("annotations", {}) if isinstance(desc, dict) else {}
                     name = ann.get("io.containerd.image.name") or ann.get(
-                        "org.opencontainers.image.ref.name", "")
+                        "org.opencontainers.image.ref.name", ""
+                    )
                     if "/" in name and ":" in name:
                         names.add(name)
             if "manifest.json" in members:
@@ -47,9 +48,10 @@ def read_archive(path: Path) -> Archive:
                     for tag in entry.get("RepoTags") or [] if isinstance(entry, dict) else []:
                         names.add(tag)
     except (tarfile.TarError, OSError) as e:
-        raise InvalidInput(f"--images: {path}: not a readable image archive: {e}",
-                           hint="give OCI or docker archives (ctr images export, docker save)"
-                           ) from None
+        raise InvalidInput(
+            f"--images: {path}: not a readable image archive: {e}",
+            hint="give OCI or docker archives (ctr images export, docker save)",
+        ) from None
     return Archive(path, frozenset(names))
 
 
@@ -60,16 +62,19 @@ def _json(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> object:
     try:
         return json.loads(f.read())
     except ValueError:
-        raise InvalidInput(f"--images: {path}: {member.name} is not JSON",
-                           hint="re-export the image") from None
+        raise InvalidInput(
+            f"--images: {path}: {member.name} is not JSON", hint="re-export the image"
+        ) from None
 
 
 def match_archives(directory: Path, wanted: tuple[str, ...]) -> dict[str, Path]:
     """image name -> archive, for every name in `wanted`; a missing image is an error naming
     it."""
     if not directory.is_dir():
-        raise InvalidInput(f"--images: {directory}: no such directory",
-                           hint="give a directory of image archives (*.tar)")
+        raise InvalidInput(
+            f"--images: {directory}: no such directory",
+            hint="give a directory of image archives (*.tar)",
+        )
     found: dict[str, Path] = {}
     for p in sorted(directory.iterdir()):
         if p.is_file() and p.name.endswith((".tar", ".tar.gz", ".tgz", ".oci")):
@@ -77,12 +82,14 @@ def match_archives(directory: Path, wanted: tuple[str, ...]) -> dict[str, Path]:
                 found.setdefault(name, p)
     missing = [w for w in wanted if w not in found]
     if missing:
-        raise InvalidInput(f"--images: {directory} has no archive of {missing[0]}"
-                           + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                           hint="export it (e.g. ctr -n k8s.io images export"
-                           f" {missing[0].rsplit('/', 1)[-1].replace(':', '_')}.tar"
-                           f" {missing[0]}); the pinned image list is"
-                           " `kubeinit-build --dry-run` output")
+        raise InvalidInput(
+            f"--images: {directory} has no archive of {missing[0]}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            hint="export it (e.g. ctr -n k8s.io images export"
+            f" {missing[0].rsplit('/', 1)[-1].replace(':', '_')}.tar"
+            f" {missing[0]}); the pinned image list is"
+            " `kubeinit-build --dry-run` output",
+        )
     return {w: found[w] for w in wanted}
 
 

@@ -34,12 +34,13 @@ from builder.context import BuildContext
 from builder.image import ImageFile, WorkCopy, check_image_file
 from builder.payload import Entry, Kind, Payload
 from builder.preflight import Facts, check_space, check_target
-from builder.render import mirror_facts, render_profile
+from builder.render import check_config_has_no_secrets, mirror_facts, render_profile
 from builder.step import Progress, step
-from builder.target import GuestTarget, Target, TreeTarget, resolve
+from builder.target import Target, TreeTarget, resolve
 from kubeinit import paths
 from kubeinit import profile as prof
 from kubeinit.errors import InvalidInput
+from kubeinit.preflight import control_plane_images
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT_SOURCE = REPO / "units" / "kubeinit.service"
@@ -70,14 +71,16 @@ def build_image(ctx: BuildContext) -> Summary:
         summary.facts = facts
         with tempfile.TemporaryDirectory(prefix="kubeinit-build.") as scratch:
             profile = render_node_profile(ctx, target, Path(scratch), wanted_archives)
-            payload = Payload.of([
-                *install_runtime(ctx, facts, Path(scratch), summary.notes),
-                *install_unit(ctx, facts),
-                *enable_unit(ctx, target),
-                *install_images(ctx, profile),
-                *write_profile(ctx, profile),
-                *write_first_boot(ctx, target),
-            ])
+            payload = Payload.of(
+                [
+                    *install_runtime(ctx, facts, Path(scratch), summary.notes),
+                    *install_unit(ctx, facts),
+                    *enable_unit(ctx, target),
+                    *install_images(ctx, profile),
+                    *write_profile(ctx, profile),
+                    *write_first_boot(ctx, target),
+                ]
+            )
             summary.files = len(payload.of_kind(Kind.FILE))
             summary.file_bytes = payload.file_bytes
             summary.archives = len(profile.preload)
@@ -88,35 +91,41 @@ def build_image(ctx: BuildContext) -> Summary:
 
 # --- steps -----------------------------------------------------------------------------------
 
+
 def check_inputs(ctx: BuildContext) -> tuple[ImageFile | None, dict[str, Path]]:
     """Everything about the inputs that can be known without opening the image."""
     with step("check inputs"):
+        check_config_has_no_secrets(ctx.config, ctx.config_text)
         wanted: dict[str, Path] = {}
         if ctx.images_dir is not None:
-            from kubeinit.preflight import control_plane_images
-
             wanted = archives.match_archives(ctx.images_dir, control_plane_images(ctx.config))
         if ctx.root is not None:
             if not ctx.root.is_dir():
-                raise InvalidInput(f"--root {ctx.root}: no such directory",
-                                   hint="give the root of an OS tree (it must hold /usr, /etc)")
+                raise InvalidInput(
+                    f"--root {ctx.root}: no such directory",
+                    hint="give the root of an OS tree (it must hold /usr, /etc)",
+                )
             return None, wanted
         assert ctx.image is not None
         source = check_image_file(ctx.image)
         out_dir = ctx.final_image.parent
         if ctx.output is not None and ctx.output.is_dir():
-            raise InvalidInput(f"--output {ctx.output}: is a directory",
-                               hint="give the path of the new image file")
+            raise InvalidInput(
+                f"--output {ctx.output}: is a directory", hint="give the path of the new image file"
+            )
         if not ctx.dry_run:
             if not out_dir.is_dir():
-                raise InvalidInput(f"{out_dir}: no such directory",
-                                   hint="create the output directory first")
+                raise InvalidInput(
+                    f"{out_dir}: no such directory", hint="create the output directory first"
+                )
             free = shutil.disk_usage(out_dir).free
             extra = sum(p.stat().st_size for p in set(wanted.values())) + (256 << 20)
             if free < source.actual_size + extra:
-                raise InvalidInput(f"{out_dir} has {free >> 20} MiB free; the new image needs"
-                                   f" about {(source.actual_size + extra) >> 20} MiB",
-                                   hint="free space or choose another --output directory")
+                raise InvalidInput(
+                    f"{out_dir} has {free >> 20} MiB free; the new image needs"
+                    f" about {(source.actual_size + extra) >> 20} MiB",
+                    hint="free space or choose another --output directory",
+                )
         return source, wanted
 
 
@@ -130,8 +139,9 @@ def open_target(ctx: BuildContext, source: ImageFile | None) -> Iterator[Target]
     assert source is not None
     if ctx.dry_run:
         with step("open image (read-only)"):
-            target = guest.open_image(source.path, source.format, cache_dir=ctx.cache_dir,
-                                      readonly=True, debug=ctx.debug)
+            target = guest.open_image(
+                source.path, source.format, cache_dir=ctx.cache_dir, readonly=True, debug=ctx.debug
+            )
         try:
             yield target
         finally:
@@ -142,8 +152,13 @@ def open_target(ctx: BuildContext, source: ImageFile | None) -> Iterator[Target]
         with step(f"copy {source.path.name} to a new file next to {ctx.final_image.name}"):
             work.create()
         with step("start the libguestfs appliance"):
-            target = guest.open_image(work.path, source.format, cache_dir=ctx.cache_dir,
-                                      debug=ctx.debug, display=source.path.name)
+            target = guest.open_image(
+                work.path,
+                source.format,
+                cache_dir=ctx.cache_dir,
+                debug=ctx.debug,
+                display=source.path.name,
+            )
         try:
             yield target
         except BaseException:
@@ -164,56 +179,73 @@ def check_target_system(ctx: BuildContext, target: Target) -> Facts:
         return check_target(target, ctx.config)
 
 
-def render_node_profile(ctx: BuildContext, target: Target, scratch: Path,
-                        wanted_archives: dict[str, Path]) -> prof.Profile:
+def render_node_profile(
+    ctx: BuildContext, target: Target, scratch: Path, wanted_archives: dict[str, Path]
+) -> prof.Profile:
     with step("render the profile"):
         if ctx.root is not None:
             facts_root = ctx.root
         else:
             facts_root = mirror_facts(target, scratch / "facts", ctx.config)
         preload = tuple(
-            prof.Preload(image=image, archive=archives.node_path(path),
-                         digest=archives.sha256_file(path))
-            for image, path in sorted(wanted_archives.items()))
+            prof.Preload(
+                image=image, archive=archives.node_path(path), digest=archives.sha256_file(path)
+            )
+            for image, path in sorted(wanted_archives.items())
+        )
         return render_profile(ctx.config, ctx.config_text, facts_root, preload)
 
 
-def install_runtime(ctx: BuildContext, facts: Facts, scratch: Path,
-                    notes: list[str]) -> list[Entry]:
+def install_runtime(
+    ctx: BuildContext, facts: Facts, scratch: Path, notes: list[str]
+) -> list[Entry]:
     """kubeinit and its dependencies for the target's Python, plus /usr/bin/kubeinit."""
-    with step(f"prepare the Python runtime (Python {facts.python[0]}.{facts.python[1]},"
-              f" {facts.arch})"):
-        site = pydeps.site_packages(arch=facts.arch, python=facts.python, glibc=facts.glibc,
-                                    cache_dir=ctx.cache_dir, notes=notes)
+    with step(
+        f"prepare the Python runtime (Python {facts.python[0]}.{facts.python[1]}, {facts.arch})"
+    ):
+        site = pydeps.site_packages(
+            arch=facts.arch,
+            python=facts.python,
+            glibc=facts.glibc,
+            cache_dir=ctx.cache_dir,
+            notes=notes,
+        )
         own = scratch / "kubeinit-python"
         for pkg in RUNTIME_PACKAGES:
             src = REPO / pkg
-            shutil.copytree(src, own / pkg, ignore=shutil.ignore_patterns("__pycache__",
-                                                                          "*.pyc"))
+            shutil.copytree(src, own / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         compiler = shutil.which(f"python{facts.python[0]}.{facts.python[1]}")
         if compiler:
             pydeps.compile_tree(own, compiler, pydeps.NODE_SITE)
-        entries = [Entry("/usr/lib/kubeinit", Kind.DIR, 0o755, replace=True),
-                   Entry(pydeps.NODE_SITE, Kind.DIR, 0o755),
-                   *_tree_entries(site, pydeps.NODE_SITE, skip={".complete"}),
-                   *_tree_entries(own, pydeps.NODE_SITE),
-                   Entry("/usr/bin", Kind.PARENT),
-                   Entry("/usr/bin/kubeinit", Kind.FILE, 0o755, data=WRAPPER.read_bytes())]
+        entries = [
+            Entry("/usr/lib/kubeinit", Kind.DIR, 0o755, replace=True),
+            Entry(pydeps.NODE_SITE, Kind.DIR, 0o755),
+            *_tree_entries(site, pydeps.NODE_SITE, skip={".complete"}),
+            *_tree_entries(own, pydeps.NODE_SITE),
+            Entry("/usr/bin", Kind.PARENT),
+            Entry("/usr/bin/kubeinit", Kind.FILE, 0o755, data=WRAPPER.read_bytes()),
+        ]
         return entries
 
 
 def install_unit(ctx: BuildContext, facts: Facts) -> list[Entry]:
     with step("install kubeinit.service"):
         if not UNIT_SOURCE.is_file():
-            raise InvalidInput(f"{UNIT_SOURCE}: kubeinit's unit file is missing",
-                               hint="run kubeinit-build from a complete kubeinit checkout")
-        entries = [Entry(facts.unit_dir, Kind.PARENT),
-                   Entry(f"{facts.unit_dir}/{UNIT_NAME}", Kind.FILE, 0o644,
-                         data=UNIT_SOURCE.read_bytes())]
+            raise InvalidInput(
+                f"{UNIT_SOURCE}: kubeinit's unit file is missing",
+                hint="run kubeinit-build from a complete kubeinit checkout",
+            )
+        entries = [
+            Entry(facts.unit_dir, Kind.PARENT),
+            Entry(f"{facts.unit_dir}/{UNIT_NAME}", Kind.FILE, 0o644, data=UNIT_SOURCE.read_bytes()),
+        ]
         for preset in sorted(PRESET_DIR.glob("*.preset")):
-            entries += [Entry(PRESET_NODE_DIR, Kind.PARENT),
-                        Entry(f"{PRESET_NODE_DIR}/{preset.name}", Kind.FILE, 0o644,
-                              data=preset.read_bytes())]
+            entries += [
+                Entry(PRESET_NODE_DIR, Kind.PARENT),
+                Entry(
+                    f"{PRESET_NODE_DIR}/{preset.name}", Kind.FILE, 0o644, data=preset.read_bytes()
+                ),
+            ]
         return entries
 
 
@@ -224,15 +256,22 @@ def enable_unit(ctx: BuildContext, target: Target) -> list[Entry]:
     with step("enable kubeinit.service"):
         wanted_by = unit_wanted_by(UNIT_SOURCE.read_text())
         if not wanted_by:
-            raise InvalidInput(f"{UNIT_SOURCE}: no WantedBy= in [Install]",
-                               hint="the unit must say which target pulls it in")
-        unit_dir = "/usr/lib/systemd/system" if resolve(target, "/usr/lib/systemd/system") \
+            raise InvalidInput(
+                f"{UNIT_SOURCE}: no WantedBy= in [Install]",
+                hint="the unit must say which target pulls it in",
+            )
+        unit_dir = (
+            "/usr/lib/systemd/system"
+            if resolve(target, "/usr/lib/systemd/system")
             else "/lib/systemd/system"
+        )
         entries = [Entry("/etc/systemd/system", Kind.PARENT)]
         for t in wanted_by:
             wants = f"/etc/systemd/system/{t}.wants"
-            entries += [Entry(wants, Kind.PARENT),
-                        Entry(f"{wants}/{UNIT_NAME}", Kind.SYMLINK, link=f"{unit_dir}/{UNIT_NAME}")]
+            entries += [
+                Entry(wants, Kind.PARENT),
+                Entry(f"{wants}/{UNIT_NAME}", Kind.SYMLINK, link=f"{unit_dir}/{UNIT_NAME}"),
+            ]
         return entries
 
 
@@ -267,13 +306,13 @@ def install_images(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
 
 def write_profile(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
     with step("write the profile"):
-        entries = [Entry(str(paths.PROFILE), Kind.FILE, 0o644,
-                         data=profile.to_json().encode())]
+        entries = [Entry(str(paths.PROFILE), Kind.FILE, 0o644, data=profile.to_json().encode())]
         if ctx.config_text:
             # Where `kubeinit init` looks for the configuration; same bytes as the profile's.
-            entries += [Entry(str(paths.ETC_DIR), Kind.DIR, 0o755),
-                        Entry(str(paths.NODE_CONFIG), Kind.FILE, 0o600,
-                              data=ctx.config_text.encode())]
+            entries += [
+                Entry(str(paths.ETC_DIR), Kind.DIR, 0o755),
+                Entry(str(paths.NODE_CONFIG), Kind.FILE, 0o600, data=ctx.config_text.encode()),
+            ]
         return entries
 
 
@@ -281,8 +320,10 @@ def write_first_boot(ctx: BuildContext, target: Target) -> list[Entry]:
     """Each clone must boot as a new machine: an empty /etc/machine-id (systemd then generates
     one and runs first-boot units, machine-id(5)) and no saved random seed."""
     with step("reset machine identity"):
-        entries = [Entry("/etc/machine-id", Kind.FILE, 0o444, data=b""),
-                   Entry("/var/lib/systemd/random-seed", Kind.REMOVE)]
+        entries = [
+            Entry("/etc/machine-id", Kind.FILE, 0o444, data=b""),
+            Entry("/var/lib/systemd/random-seed", Kind.REMOVE),
+        ]
         if target.kind("/var/lib/dbus/machine-id") == "file":
             entries.append(Entry("/var/lib/dbus/machine-id", Kind.REMOVE))
         return entries
@@ -301,13 +342,16 @@ def write_payload(ctx: BuildContext, target: Target, payload: Payload) -> str:
     """The only step that writes into the target. Returns the payload's sha256."""
     digest = payload_digest(payload)
     if ctx.dry_run:
-        Progress.line(f"dry run: would write {len(payload.entries)} entries"
-                      f" ({payload.file_bytes / 2**20:.1f} MiB), payload sha256 {digest}")
+        Progress.line(
+            f"dry run: would write {len(payload.entries)} entries"
+            f" ({payload.file_bytes / 2**20:.1f} MiB), payload sha256 {digest}"
+        )
         for line in payload.listing():
             print(line)
         return digest
-    with step(f"write {len(payload.of_kind(Kind.FILE))} files"
-              f" ({payload.file_bytes / 2**20:.1f} MiB)"):
+    with step(
+        f"write {len(payload.of_kind(Kind.FILE))} files ({payload.file_bytes / 2**20:.1f} MiB)"
+    ):
         target.install(payload)
     return digest
 
@@ -317,8 +361,9 @@ def payload_digest(payload: Payload) -> str:
         return payload.write_tar(null)
 
 
-def _tree_entries(src: Path, node_dir: str, skip: frozenset[str] | set[str] = frozenset()
-                  ) -> list[Entry]:
+def _tree_entries(
+    src: Path, node_dir: str, skip: frozenset[str] | set[str] = frozenset()
+) -> list[Entry]:
     """Entries for everything under `src`, placed under `node_dir`; modes normalised."""
     out: list[Entry] = []
     for dirpath, dirnames, filenames in os.walk(src):

@@ -17,17 +17,19 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
+import yaml
+
+from builder.build import Summary, build_image
+from builder.context import BuildContext, default_cache_dir
+from builder.preflight import ImageCheckFailed
+from kubeinit.config import KUBEADM_API, Config, load_config, parse_config
 from kubeinit.errors import ExitCode, InvalidInput, KubeinitError
-
-if TYPE_CHECKING:
-    from builder.build import Summary
-    from builder.context import BuildContext
-    from kubeinit.config import Config
+from kubeinit.versions import parse_version
 
 PROG = "kubeinit-build"
 
@@ -40,21 +42,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--image", type=Path, help="base disk image (qcow2 or raw)")
     where.add_argument("--root", type=Path, help="directory tree to build into")
-    p.add_argument("--output", type=Path,
-                   help="write the new image here; the base image is left untouched")
+    p.add_argument(
+        "--output", type=Path, help="write the new image here; the base image is left untouched"
+    )
     p.add_argument("--config", type=Path, help="kubeadm v1beta4 configuration file")
-    p.add_argument("--kubernetes-version",
-                   help="Kubernetes version to pin (default: the newest in the version table)")
-    p.add_argument("--images", type=Path, metavar="DIR",
-                   help="directory of OCI image archives to preload")
-    p.add_argument("--dry-run", action="store_true",
-                   help="check and render, list what would be written, change nothing")
+    p.add_argument(
+        "--kubernetes-version",
+        help="Kubernetes version to pin (default: the newest in the version table)",
+    )
+    p.add_argument(
+        "--images", type=Path, metavar="DIR", help="directory of OCI image archives to preload"
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check and render, list what would be written, change nothing",
+    )
     p.add_argument("--debug", action="store_true", help="tracebacks and libguestfs logs")
     return p
 
@@ -65,18 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except KubeinitError as e:
-        from builder.preflight import ImageCheckFailed
-
         if isinstance(e, ImageCheckFailed):
             for f in e.findings:
-                print(f"{PROG}: error: [{f.check}] {f.message}\n  hint: {f.hint}",
-                      file=sys.stderr)
+                print(f"{PROG}: error: [{f.check}] {f.message}\n  hint: {f.hint}", file=sys.stderr)
         print(f"{PROG}: error: {e.message}", file=sys.stderr)
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)
         if args.debug:
-            import traceback
-
             traceback.print_exc()
         return int(e.exit_code)
     except KeyboardInterrupt:
@@ -86,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _sigterm_raises() -> None:
     """SIGTERM unwinds like Ctrl-C, so the work copy is removed and the appliance stopped."""
+
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
@@ -93,16 +101,22 @@ def _sigterm_raises() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from builder.build import build_image
-    from builder.context import BuildContext, default_cache_dir
-
     if args.output is not None and args.image is None:
-        raise InvalidInput("--output is for --image builds",
-                           hint="--root writes into the tree itself")
+        raise InvalidInput(
+            "--output is for --image builds", hint="--root writes into the tree itself"
+        )
     config, text = load_build_config(args.config, args.kubernetes_version)
-    ctx = BuildContext(config=config, config_text=text, image=args.image, output=args.output,
-                       root=args.root, images_dir=args.images, dry_run=args.dry_run,
-                       debug=args.debug, cache_dir=default_cache_dir())
+    ctx = BuildContext(
+        config=config,
+        config_text=text,
+        image=args.image,
+        output=args.output,
+        root=args.root,
+        images_dir=args.images,
+        dry_run=args.dry_run,
+        debug=args.debug,
+        cache_dir=default_cache_dir(),
+    )
     summary = build_image(ctx)
     _print_summary(ctx, summary)
     return ExitCode.OK
@@ -111,18 +125,14 @@ def _run(args: argparse.Namespace) -> int:
 def load_build_config(path: Path | None, version: str | None) -> tuple[Config, str]:
     """The configuration and its effective text (what first boot will read). An explicit
     --kubernetes-version is written into the text, and must not contradict the file."""
-    import yaml
-
-    from kubeinit.config import KUBEADM_API, load_config, parse_config
-    from kubeinit.versions import parse_version
-
     text = ""
     if path is not None:
         try:
             text = path.read_text()
         except FileNotFoundError:
-            raise InvalidInput(f"--config {path}: no such file",
-                               hint="give a kubeadm v1beta4 configuration file") from None
+            raise InvalidInput(
+                f"--config {path}: no such file", hint="give a kubeadm v1beta4 configuration file"
+            ) from None
         except (OSError, UnicodeDecodeError) as e:
             raise InvalidInput(f"--config {path}: cannot read: {e}") from None
     config = load_config(path) if path is not None else load_config(None)
@@ -130,15 +140,18 @@ def load_build_config(path: Path | None, version: str | None) -> tuple[Config, s
         return config, text
     parse_version(version, field="--kubernetes-version")
     docs = [d for d in yaml.safe_load_all(text) if d is not None] if text else []
-    cluster = next((d for d in docs if isinstance(d, dict)
-                    and d.get("kind") == "ClusterConfiguration"), None)
+    cluster = next(
+        (d for d in docs if isinstance(d, dict) and d.get("kind") == "ClusterConfiguration"), None
+    )
     if cluster is None:
         cluster = {"apiVersion": KUBEADM_API, "kind": "ClusterConfiguration"}
         docs.append(cluster)
     given = cluster.get("kubernetesVersion")
     if given and str(given).lstrip("v") != version.lstrip("v"):
-        raise InvalidInput(f"--kubernetes-version {version} contradicts kubernetesVersion"
-                           f" {given} in {path}", hint="give one of them")
+        raise InvalidInput(
+            f"--kubernetes-version {version} contradicts kubernetesVersion {given} in {path}",
+            hint="give one of them",
+        )
     cluster["kubernetesVersion"] = version if version.startswith("v") else f"v{version}"
     text = yaml.safe_dump_all(docs, sort_keys=False)
     return parse_config(text, source=str(path) if path else "--kubernetes-version"), text
@@ -151,15 +164,20 @@ def _print_summary(ctx: BuildContext, summary: Summary) -> None:
     out = sys.stderr
     verb = "would write" if ctx.dry_run else "wrote"
     where = ctx.root if ctx.root is not None else ctx.final_image
-    print(f"{PROG}: target: {summary.target}: Python {facts.python[0]}.{facts.python[1]},"
-          f" kubelet {facts.kubelet_version}, {facts.runtime} {facts.runtime_version}",
-          file=out)
+    print(
+        f"{PROG}: target: {summary.target}: Python {facts.python[0]}.{facts.python[1]},"
+        f" kubelet {facts.kubelet_version}, {facts.runtime} {facts.runtime_version}",
+        file=out,
+    )
     for w in facts.warnings:
         print(f"{PROG}: warning: [{w.check}] {w.message}\n  hint: {w.hint}", file=out)
     for n in summary.notes:
         print(f"{PROG}: note: {n}", file=out)
     images = f", {summary.archives} image archives" if summary.archives else ""
-    print(f"{PROG}: {verb} {summary.files} files ({summary.file_bytes / 2**20:.1f} MiB) into"
-          f" {where}: the kubeinit {ctx.config.release.version} runtime in /usr/lib/kubeinit,"
-          f" /usr/bin/kubeinit, kubeinit.service (enabled), the profile{images}; machine-id"
-          f" reset. Payload sha256 {summary.digest}", file=out)
+    print(
+        f"{PROG}: {verb} {summary.files} files ({summary.file_bytes / 2**20:.1f} MiB) into"
+        f" {where}: the kubeinit {ctx.config.release.version} runtime in /usr/lib/kubeinit,"
+        f" /usr/bin/kubeinit, kubeinit.service (enabled), the profile{images}; machine-id"
+        f" reset. Payload sha256 {summary.digest}",
+        file=out,
+    )

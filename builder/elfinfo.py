@@ -22,8 +22,15 @@ Reader = Callable[[int, int], bytes]
 
 _MAGIC = b"\xff Go buildinf:"
 # e_machine -> the architecture names libguestfs and Debian use
-MACHINES = {0x3E: "x86_64", 0xB7: "aarch64", 0x03: "i386", 0x28: "armv7l", 0xF3: "riscv64",
-            0x15: "ppc64le", 0x16: "s390x"}
+MACHINES = {
+    0x3E: "x86_64",
+    0xB7: "aarch64",
+    0x03: "i386",
+    0x28: "armv7l",
+    0xF3: "riscv64",
+    0x15: "ppc64le",
+    0x16: "s390x",
+}
 
 
 class NotElf(ValueError):
@@ -47,10 +54,10 @@ def read_elf(read: Reader) -> Elf:
     if machine == 0x15 and not little:
         arch = "ppc64"
     if is64:
-        shoff, = struct.unpack_from(end + "Q", head, 0x28)
+        (shoff,) = struct.unpack_from(end + "Q", head, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", head, 0x3A)
     else:
-        shoff, = struct.unpack_from(end + "I", head, 0x20)
+        (shoff,) = struct.unpack_from(end + "I", head, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from(end + "HHH", head, 0x2E)
     sections: dict[str, tuple[int, int]] = {}
     if not shoff or not shnum or shnum > 4096 or shstrndx >= shnum:
@@ -60,10 +67,10 @@ def read_elf(read: Reader) -> Elf:
     for i in range(shnum):
         base = i * shentsize
         if is64:
-            name, = struct.unpack_from(end + "I", table, base)
+            (name,) = struct.unpack_from(end + "I", table, base)
             offset, size = struct.unpack_from(end + "QQ", table, base + 0x18)
         else:
-            name, = struct.unpack_from(end + "I", table, base)
+            (name,) = struct.unpack_from(end + "I", table, base)
             offset, size = struct.unpack_from(end + "II", table, base + 0x10)
         raw.append((name, offset, size))
     _, str_off, str_size = raw[shstrndx]
@@ -105,9 +112,9 @@ def go_buildinfo(read: Reader, elf: Elf) -> GoBuildInfo | None:
         return None
     try:
         n, pos = _varint(data, 32)
-        version = data[pos:pos + n].decode("utf-8", "replace")
+        version = data[pos : pos + n].decode("utf-8", "replace")
         n, pos = _varint(data, pos + n)
-        modinfo = data[pos:pos + n].decode("utf-8", "replace")
+        modinfo = data[pos : pos + n].decode("utf-8", "replace")
     except IndexError:
         return None
     main_path = main_version = ""

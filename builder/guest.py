@@ -37,13 +37,22 @@ def import_guestfs() -> Any:
             pass
         finally:
             sys.path.remove(_DEBIAN_DIST_PACKAGES)
-    raise InvalidInput("the libguestfs Python bindings (module guestfs) are not importable",
-                       hint="install python3-guestfs and run kubeinit-build with Debian's"
-                       " python3 (or a venv made with --system-site-packages)")
+    raise InvalidInput(
+        "the libguestfs Python bindings (module guestfs) are not importable",
+        hint="install python3-guestfs and run kubeinit-build with Debian's"
+        " python3 (or a venv made with --system-site-packages)",
+    )
 
 
-def open_image(path: Path, fmt: str, *, cache_dir: Path, readonly: bool = False,
-               debug: bool = False, display: str = "") -> GuestTarget:
+def open_image(
+    path: Path,
+    fmt: str,
+    *,
+    cache_dir: Path,
+    readonly: bool = False,
+    debug: bool = False,
+    display: str = "",
+) -> GuestTarget:
     """Launch the appliance on `path`, find the one Linux installed in it and mount its
     filesystems. Read-write only for the build's own copy; `readonly` (--dry-run) puts
     libguestfs' throw-away overlay in front of the user's file."""
@@ -61,8 +70,10 @@ def open_image(path: Path, fmt: str, *, cache_dir: Path, readonly: bool = False,
         g.launch()
     except RuntimeError as e:
         g.close()
-        raise StateUnreadable(f"libguestfs could not open the image: {_first(e)}",
-                              hint="run with --debug for the appliance log") from None
+        raise StateUnreadable(
+            f"libguestfs could not open the image: {_first(e)}",
+            hint="run with --debug for the appliance log",
+        ) from None
     try:
         return _mount(g, path, display)
     except BaseException:
@@ -73,17 +84,23 @@ def open_image(path: Path, fmt: str, *, cache_dir: Path, readonly: bool = False,
 def _mount(g: Any, path: Path, display: str) -> GuestTarget:
     roots = list(g.inspect_os())
     if not roots:
-        raise StateUnreadable(f"{path}: no Linux operating system found in the image",
-                              hint="kubeinit-build needs an image with an installed Linux root"
-                              " filesystem (is this the right file?)")
+        raise StateUnreadable(
+            f"{path}: no Linux operating system found in the image",
+            hint="kubeinit-build needs an image with an installed Linux root"
+            " filesystem (is this the right file?)",
+        )
     if len(roots) > 1:
-        raise InvalidInput(f"{path}: {len(roots)} operating systems found in the image",
-                           hint="kubeinit-build needs an image with exactly one")
+        raise InvalidInput(
+            f"{path}: {len(roots)} operating systems found in the image",
+            hint="kubeinit-build needs an image with exactly one",
+        )
     root = roots[0]
     kind = str(g.inspect_get_type(root))
     if kind != "linux":
-        raise StateUnreadable(f"{path}: the image holds a {kind} system, not Linux",
-                              hint="kubeinit-build needs a Linux image with systemd")
+        raise StateUnreadable(
+            f"{path}: the image holds a {kind} system, not Linux",
+            hint="kubeinit-build needs a Linux image with systemd",
+        )
     mountpoints = g.inspect_get_mountpoints(root)
     items = mountpoints.items() if isinstance(mountpoints, dict) else mountpoints
     for mp, dev in sorted(items, key=lambda kv: len(kv[0])):
@@ -91,8 +108,10 @@ def _mount(g: Any, path: Path, display: str) -> GuestTarget:
             g.mount(dev, mp)
         except RuntimeError as e:
             if mp == "/":
-                raise StateUnreadable(f"{path}: cannot mount the root filesystem {dev}:"
-                                      f" {_first(e)}", hint="check the image with fsck") from None
+                raise StateUnreadable(
+                    f"{path}: cannot mount the root filesystem {dev}: {_first(e)}",
+                    hint="check the image with fsck",
+                ) from None
             # A filesystem kubeinit does not write to (e.g. an ESP marked nofail) may be
             # absent or unmountable; the checks and the payload only use / and what it holds.
     distro = str(g.inspect_get_distro(root))

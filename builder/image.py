@@ -47,54 +47,77 @@ def check_image_file(path: Path) -> ImageFile:
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["unknown error"])[-1]
         if "lock" in last:
-            raise InvalidInput(f"{path}: the image is in use: {last}",
-                               hint="stop the virtual machine using it first")
-        raise StateUnreadable(f"{path}: not a readable disk image: {last}",
-                              hint="give a qcow2 (or raw) disk image")
+            raise InvalidInput(
+                f"{path}: the image is in use: {last}",
+                hint="stop the virtual machine using it first",
+            )
+        raise StateUnreadable(
+            f"{path}: not a readable disk image: {last}", hint="give a qcow2 (or raw) disk image"
+        )
     info = json.loads(res.stdout)
     fmt = str(info.get("format", ""))
     if fmt not in SUPPORTED_FORMATS:
-        raise InvalidInput(f"{path}: disk image format {fmt!r} is not supported",
-                           hint=f"convert it: qemu-img convert -O qcow2 {path} image.qcow2")
+        raise InvalidInput(
+            f"{path}: disk image format {fmt!r} is not supported",
+            hint=f"convert it: qemu-img convert -O qcow2 {path} image.qcow2",
+        )
     if info.get("backing-filename"):
-        raise InvalidInput(f"{path}: the image has a backing file"
-                           f" ({info['backing-filename']})",
-                           hint=f"flatten it first: qemu-img convert -O qcow2 {path} flat.qcow2")
+        raise InvalidInput(
+            f"{path}: the image has a backing file ({info['backing-filename']})",
+            hint=f"flatten it first: qemu-img convert -O qcow2 {path} flat.qcow2",
+        )
     if fmt == "raw" and not _looks_like_disk(path):
         # qemu-img calls any file "raw": demand a partition table or a filesystem.
-        raise StateUnreadable(f"{path}: not a disk image (no partition table or filesystem)",
-                              hint="give a qcow2 (or raw) disk image")
+        raise StateUnreadable(
+            f"{path}: not a disk image (no partition table or filesystem)",
+            hint="give a qcow2 (or raw) disk image",
+        )
     if fmt == "qcow2":
         chk = run(["qemu-img", "check", "-f", "qcow2", path], check=False, timeout=600)
         # exit 0: clean; 3: only leaked clusters (harmless); 1 or 2: cannot check / corrupt
         if chk.returncode not in (0, 3):
             text = (chk.stderr + chk.stdout).strip().splitlines()
-            detail = next((t for t in text if "ERROR" in t or "rror" in t), text[-1] if text
-                          else "check failed")
-            raise StateUnreadable(f"{path}: the qcow2 image is damaged: {detail.strip()}",
-                                  hint="the file is truncated or corrupt; rebuild or re-download"
-                                  " it")
+            detail = next(
+                (t for t in text if "ERROR" in t or "rror" in t),
+                text[-1] if text else "check failed",
+            )
+            raise StateUnreadable(
+                f"{path}: the qcow2 image is damaged: {detail.strip()}",
+                hint="the file is truncated or corrupt; rebuild or re-download it",
+            )
         _check_not_truncated(path)
-    return ImageFile(path, fmt, int(info.get("virtual-size", 0)),
-                     int(info.get("actual-size", path.stat().st_size)))
+    return ImageFile(
+        path,
+        fmt,
+        int(info.get("virtual-size", 0)),
+        int(info.get("actual-size", path.stat().st_size)),
+    )
 
 
 def _check_not_truncated(path: Path) -> None:
     """`qemu-img check` does not notice a qcow2 cut short (its data clusters past the end of
     the file read as zeros): compare where the mapped data ends with the file's size."""
-    res = run(["qemu-img", "map", "--output=json", "-f", "qcow2", path], check=False,
-              timeout=600)
+    res = run(["qemu-img", "map", "--output=json", "-f", "qcow2", path], check=False, timeout=600)
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["map failed"])[-1]
-        raise StateUnreadable(f"{path}: the qcow2 image is damaged: {last}",
-                              hint="rebuild or re-download it")
-    end = max((int(e["offset"]) + int(e["length"]) for e in json.loads(res.stdout)
-               if e.get("data") and "offset" in e), default=0)
+        raise StateUnreadable(
+            f"{path}: the qcow2 image is damaged: {last}", hint="rebuild or re-download it"
+        )
+    end = max(
+        (
+            int(e["offset"]) + int(e["length"])
+            for e in json.loads(res.stdout)
+            if e.get("data") and "offset" in e
+        ),
+        default=0,
+    )
     size = path.stat().st_size
     if end > size:
-        raise StateUnreadable(f"{path}: the qcow2 image is truncated: its data reaches byte"
-                              f" {end}, the file has {size}",
-                              hint="the copy or download was cut short: fetch it again")
+        raise StateUnreadable(
+            f"{path}: the qcow2 image is truncated: its data reaches byte"
+            f" {end}, the file has {size}",
+            hint="the copy or download was cut short: fetch it again",
+        )
 
 
 def _looks_like_disk(path: Path) -> bool:
@@ -123,18 +146,25 @@ class WorkCopy:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except OSError as e:
-            raise InvalidInput(f"cannot write to {d}: {e.strerror}",
-                               hint="choose a writable output directory (--output)") from None
+            raise InvalidInput(
+                f"cannot write to {d}: {e.strerror}",
+                hint="choose a writable output directory (--output)",
+            ) from None
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock_fd = fd
         remove_stale(self.final, keep=self.path)
-        res = run(["cp", "--sparse=auto", "--reflink=auto", "--", self.source.path, self.path],
-                  check=False, timeout=3600)
+        res = run(
+            ["cp", "--sparse=auto", "--reflink=auto", "--", self.source.path, self.path],
+            check=False,
+            timeout=3600,
+        )
         if res.returncode != 0:
             self.discard()
             last = (res.stderr.strip().splitlines() or ["copy failed"])[-1]
-            raise InvalidInput(f"cannot copy {self.source.path} to {d}: {last}",
-                               hint=f"check the free space in {d}")
+            raise InvalidInput(
+                f"cannot copy {self.source.path} to {d}: {last}",
+                hint=f"check the free space in {d}",
+            )
 
     def commit(self) -> None:
         """Make the new image durable, then rename it over the final name."""

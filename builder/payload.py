@@ -83,7 +83,8 @@ class Payload:
 
     def split(self, directory: str) -> tuple[list[Entry], list[Entry]]:
         """(entries at or under `directory`, the others)."""
-        inside, outside = [], []
+        inside: list[Entry] = []
+        outside: list[Entry] = []
         for e in self.entries:
             under = e.path == directory or e.path.startswith(directory + "/")
             (inside if under else outside).append(e)

@@ -9,6 +9,7 @@ are reported together, as kubeadm's preflight does, and the build stops with exi
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -30,9 +31,14 @@ SYSTEMD_BINARIES = ("/usr/lib/systemd/systemd", "/lib/systemd/systemd")
 CONTAINERD_DEFAULT_SOCKET = "/run/containerd/containerd.sock"
 CRIO_DEFAULT_SOCKET = "/run/crio/crio.sock"
 # A node that ran `kubeadm init` or kubeinit: never a template for clones (field lessons #11).
-NODE_STATE = ("/etc/kubernetes/pki/ca.key", "/etc/kubernetes/pki/sa.key",
-              "/etc/kubernetes/admin.conf", "/var/lib/etcd/member", "/var/lib/kubeinit/init.done",
-              "/var/lib/kubelet/pki/kubelet-client-current.pem")
+NODE_STATE = (
+    "/etc/kubernetes/pki/ca.key",
+    "/etc/kubernetes/pki/sa.key",
+    "/etc/kubernetes/admin.conf",
+    "/var/lib/etcd/member",
+    "/var/lib/kubeinit/init.done",
+    "/var/lib/kubelet/pki/kubelet-client-current.pem",
+)
 _PY_NAME = re.compile(r"python(\d+)\.(\d+)\Z")
 _GLIBC = re.compile(rb"GNU C Library[^\n\0]*?version (\d+)\.(\d+)")
 
@@ -65,10 +71,12 @@ class ImageCheckFailed(InvalidInput):
 
     def __init__(self, findings: list[Finding]) -> None:
         n = len(findings)
-        super().__init__(f"{n} check{'s' if n > 1 else ''} of the target system failed:"
-                         f" {', '.join(f.check for f in findings)}",
-                         hint="fix the base image (each failure above names what is missing);"
-                         " nothing was written")
+        super().__init__(
+            f"{n} check{'s' if n > 1 else ''} of the target system failed:"
+            f" {', '.join(f.check for f in findings)}",
+            hint="fix the base image (each failure above names what is missing);"
+            " nothing was written",
+        )
         self.findings = findings
 
 
@@ -99,51 +107,80 @@ def check_target(t: Target, config: Config) -> Facts:
     _check_node_state(c)
     if c.failures:
         raise ImageCheckFailed(c.failures)
-    return Facts(arch=arch, python=python, glibc=glibc, kubelet_version=kubelet,
-                 runtime=runtime, runtime_version=runtime_version, sandbox_image=sandbox,
-                 unit_dir=systemd, warnings=tuple(c.warnings))
+    return Facts(
+        arch=arch,
+        python=python,
+        glibc=glibc,
+        kubelet_version=kubelet,
+        runtime=runtime,
+        runtime_version=runtime_version,
+        sandbox_image=sandbox,
+        unit_dir=systemd,
+        warnings=tuple(c.warnings),
+    )
 
 
 def _check_systemd(c: _Checks) -> str:
     if not any(is_file(c.t, p) for p in SYSTEMD_BINARIES):
-        c.fail("systemd", "no systemd in the target (no /usr/lib/systemd/systemd)",
-               "kubeinit runs as a systemd unit: install systemd (Debian: systemd systemd-sysv)")
-    return "/usr/lib/systemd/system" if is_dir(c.t, "/usr/lib/systemd/system") else \
-        "/lib/systemd/system"
+        c.fail(
+            "systemd",
+            "no systemd in the target (no /usr/lib/systemd/systemd)",
+            "kubeinit runs as a systemd unit: install systemd (Debian: systemd systemd-sysv)",
+        )
+    return (
+        "/usr/lib/systemd/system"
+        if is_dir(c.t, "/usr/lib/systemd/system")
+        else "/lib/systemd/system"
+    )
 
 
 def _check_python(c: _Checks) -> tuple[tuple[int, int], str]:
     exe = resolve(c.t, "/usr/bin/python3")
     if exe is None or c.t.kind(exe) != "file":
-        c.fail("python3", "no /usr/bin/python3 in the target",
-               f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer (Debian: python3)")
+        c.fail(
+            "python3",
+            "no /usr/bin/python3 in the target",
+            f"install Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer (Debian: python3)",
+        )
         return (0, 0), "unknown"
     arch = "unknown"
-    try:
+    with contextlib.suppress(elfinfo.NotElf):
         arch = elfinfo.read_elf(lambda off, n: c.t.read(exe, off, n)).arch
-    except elfinfo.NotElf:
-        pass
     version = _python_version(c.t, exe)
     if version is None:
-        c.fail("python3", f"cannot tell the version of {exe}",
-               "/usr/bin/python3 should lead to a pythonX.Y binary with /usr/lib/pythonX.Y")
+        c.fail(
+            "python3",
+            f"cannot tell the version of {exe}",
+            "/usr/bin/python3 should lead to a pythonX.Y binary with /usr/lib/pythonX.Y",
+        )
         return (0, 0), arch
     if version < MIN_PYTHON:
-        c.fail("python3", f"the target's Python is {version[0]}.{version[1]}; kubeinit needs"
-               f" {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer",
-               "use a newer base image (Debian 12, Ubuntu 24.04, Fedora 38 or later)")
+        c.fail(
+            "python3",
+            f"the target's Python is {version[0]}.{version[1]}; kubeinit needs"
+            f" {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer",
+            "use a newer base image (Debian 12, Ubuntu 24.04, Fedora 38 or later)",
+        )
     stdlib = f"/usr/lib/python{version[0]}.{version[1]}"
     if not is_file(c.t, f"{stdlib}/os.py"):
-        c.fail("python3", f"the Python standard library ({stdlib}) is missing",
-               "install the full python3 package, not only the interpreter")
-    journal = [f"/usr/lib/python3/dist-packages/systemd/journal.py",
-               f"{stdlib}/site-packages/systemd/journal.py",
-               f"/usr/lib64/python{version[0]}.{version[1]}/site-packages/systemd/journal.py",
-               f"/usr/local/lib/python{version[0]}.{version[1]}/dist-packages/systemd/journal.py"]
+        c.fail(
+            "python3",
+            f"the Python standard library ({stdlib}) is missing",
+            "install the full python3 package, not only the interpreter",
+        )
+    journal = [
+        "/usr/lib/python3/dist-packages/systemd/journal.py",
+        f"{stdlib}/site-packages/systemd/journal.py",
+        f"/usr/lib64/python{version[0]}.{version[1]}/site-packages/systemd/journal.py",
+        f"/usr/local/lib/python{version[0]}.{version[1]}/dist-packages/systemd/journal.py",
+    ]
     if not any(is_file(c.t, j) for j in journal):
-        c.fail("python3-systemd", "the target's Python has no systemd module (python3-systemd):"
-               " kubeinit's journal records need it",
-               "install python3-systemd in the image (Debian/Ubuntu/Fedora: python3-systemd)")
+        c.fail(
+            "python3-systemd",
+            "the target's Python has no systemd module (python3-systemd):"
+            " kubeinit's journal records need it",
+            "install python3-systemd in the image (Debian/Ubuntu/Fedora: python3-systemd)",
+        )
     return version, arch
 
 
@@ -161,15 +198,25 @@ def _python_version(t: Target, exe: str) -> tuple[int, int] | None:
 
 
 def _check_glibc(c: _Checks) -> tuple[int, int]:
-    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64",
-              "/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/lib64", "/usr/lib"):
+    for d in (
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+        "/lib64",
+        "/usr/lib",
+    ):
         libc = resolve(c.t, f"{d}/libc.so.6")
         if libc is not None and c.t.kind(libc) == "file":
             m = _GLIBC.search(c.t.read(libc))
             if m:
                 return int(m.group(1)), int(m.group(2))
-    c.fail("glibc", "no GNU C library (libc.so.6) found in the target",
-           "kubeinit's Python dependencies are manylinux wheels: use a glibc-based image")
+    c.fail(
+        "glibc",
+        "no GNU C library (libc.so.6) found in the target",
+        "kubeinit's Python dependencies are manylinux wheels: use a glibc-based image",
+    )
     return (0, 0)
 
 
@@ -194,22 +241,34 @@ def _check_kubelet(c: _Checks) -> str:
     release = c.config.release
     exe = which(c.t, "kubelet")
     if exe is None:
-        c.fail("kubelet", "no kubelet on the node's PATH",
-               f"install kubelet {release.version} (or another v1.{release.minor}.x)")
+        c.fail(
+            "kubelet",
+            "no kubelet on the node's PATH",
+            f"install kubelet {release.version} (or another v1.{release.minor}.x)",
+        )
         return ""
     version = _binary_version(c, exe, ("k8s.io/kubernetes",))
     parsed = elfinfo.semver(version or "")
     if parsed is None:
-        c.fail("kubelet", f"cannot tell the version of {exe}",
-               f"install the kubelet of Kubernetes v1.{release.minor}")
+        c.fail(
+            "kubelet",
+            f"cannot tell the version of {exe}",
+            f"install the kubelet of Kubernetes v1.{release.minor}",
+        )
         return ""
     if parsed[:2] != (1, release.minor):
-        c.fail("kubelet", f"{exe} is {version}, the pinned Kubernetes is {release.version}",
-               f"install kubelet v1.{release.minor}.x, or build with --kubernetes-version"
-               f" v{parsed[0]}.{parsed[1]}.x if that minor is supported")
+        c.fail(
+            "kubelet",
+            f"{exe} is {version}, the pinned Kubernetes is {release.version}",
+            f"install kubelet v1.{release.minor}.x, or build with --kubernetes-version"
+            f" v{parsed[0]}.{parsed[1]}.x if that minor is supported",
+        )
     elif parsed[2] != release.patch:
-        c.warn("kubelet", f"{exe} is {version}, the control plane will run {release.version}",
-               "same minor: supported, but matching patches are simpler to reason about")
+        c.warn(
+            "kubelet",
+            f"{exe} is {version}, the control plane will run {release.version}",
+            "same minor: supported, but matching patches are simpler to reason about",
+        )
     return version or ""
 
 
@@ -218,32 +277,56 @@ def _check_runtime(c: _Checks) -> tuple[str, str, str]:
     socket = _socket_path(c.config.init.node_registration.cri_socket)
     containerd, crio = which(c.t, "containerd"), which(c.t, "crio")
     if containerd is None and crio is None:
-        c.fail("container-runtime", "no container runtime (containerd or CRI-O) on the node's"
-               " PATH", f"install containerd {_dotted(MIN_CONTAINERD[release.minor])} or newer")
+        c.fail(
+            "container-runtime",
+            "no container runtime (containerd or CRI-O) on the node's PATH",
+            f"install containerd {_dotted(MIN_CONTAINERD[release.minor])} or newer",
+        )
         return "", "", ""
     if containerd is not None:
-        version = _binary_version(c, containerd, ("github.com/containerd/containerd/v2",
-                                                  "github.com/containerd/containerd")) or ""
+        version = (
+            _binary_version(
+                c,
+                containerd,
+                ("github.com/containerd/containerd/v2", "github.com/containerd/containerd"),
+            )
+            or ""
+        )
         parsed = elfinfo.semver(version)
         need = MIN_CONTAINERD[release.minor]
         if parsed is None:
-            c.fail("container-runtime", f"cannot tell the version of {containerd}",
-                   f"install containerd {_dotted(need)} or newer")
+            c.fail(
+                "container-runtime",
+                f"cannot tell the version of {containerd}",
+                f"install containerd {_dotted(need)} or newer",
+            )
         elif parsed < need:
-            c.fail("container-runtime", f"containerd {version} is too old for Kubernetes"
-                   f" v1.{release.minor}: it needs {_dotted(need)} or newer",
-                   "install a newer containerd (Debian's containerd package is 1.6)")
+            c.fail(
+                "container-runtime",
+                f"containerd {version} is too old for Kubernetes"
+                f" v1.{release.minor}: it needs {_dotted(need)} or newer",
+                "install a newer containerd (Debian's containerd package is 1.6)",
+            )
         if which(c.t, "runc") is None and which(c.t, "crun") is None:
-            c.fail("container-runtime", "containerd has no OCI runtime: neither runc nor crun is"
-                   " on the node's PATH", "install runc")
+            c.fail(
+                "container-runtime",
+                "containerd has no OCI runtime: neither runc nor crun is on the node's PATH",
+                "install runc",
+            )
         config = _toml(c.t, "/etc/containerd/config.toml")
         # config version 4 moved [grpc] to the io.containerd.server.v1.grpc plugin
-        listen = _socket_path(str(_dig(config, "plugins", "io.containerd.server.v1.grpc",
-                                       "address") or _dig(config, "grpc", "address")
-                                  or CONTAINERD_DEFAULT_SOCKET))
-        sandbox = str(_dig(config, "plugins", "io.containerd.cri.v1.images", "pinned_images",
-                           "sandbox") or _dig(config, "plugins", "io.containerd.grpc.v1.cri",
-                                              "sandbox_image") or "")
+        listen = _socket_path(
+            str(
+                _dig(config, "plugins", "io.containerd.server.v1.grpc", "address")
+                or _dig(config, "grpc", "address")
+                or CONTAINERD_DEFAULT_SOCKET
+            )
+        )
+        sandbox = str(
+            _dig(config, "plugins", "io.containerd.cri.v1.images", "pinned_images", "sandbox")
+            or _dig(config, "plugins", "io.containerd.grpc.v1.cri", "sandbox_image")
+            or ""
+        )
         _check_socket(c, "containerd", listen, socket)
         _check_sandbox(c, sandbox)
         return "containerd", version, sandbox
@@ -251,8 +334,11 @@ def _check_runtime(c: _Checks) -> tuple[str, str, str]:
     version = _binary_version(c, crio, ("github.com/cri-o/cri-o",)) or ""
     parsed = elfinfo.semver(version)
     if parsed is None or parsed[:2] != (1, release.minor):
-        c.fail("container-runtime", f"CRI-O {version or '(unknown version)'} does not match"
-               f" Kubernetes v1.{release.minor}", f"install CRI-O v1.{release.minor}.x")
+        c.fail(
+            "container-runtime",
+            f"CRI-O {version or '(unknown version)'} does not match Kubernetes v1.{release.minor}",
+            f"install CRI-O v1.{release.minor}.x",
+        )
     config = _toml(c.t, "/etc/crio/crio.conf")
     listen = _socket_path(str(_dig(config, "crio", "api", "listen") or CRIO_DEFAULT_SOCKET))
     sandbox = str(_dig(config, "crio", "image", "pause_image") or "")
@@ -263,9 +349,12 @@ def _check_runtime(c: _Checks) -> tuple[str, str, str]:
 
 def _check_socket(c: _Checks, runtime: str, listen: str, configured: str) -> None:
     if listen != configured:
-        c.fail("cri-socket", f"nodeRegistration.criSocket is unix://{configured}, but the"
-               f" image's {runtime} listens on {listen}",
-               f"set nodeRegistration.criSocket: unix://{listen} in the cluster configuration")
+        c.fail(
+            "cri-socket",
+            f"nodeRegistration.criSocket is unix://{configured}, but the"
+            f" image's {runtime} listens on {listen}",
+            f"set nodeRegistration.criSocket: unix://{listen} in the cluster configuration",
+        )
 
 
 def _check_sandbox(c: _Checks, sandbox: str) -> None:
@@ -273,9 +362,11 @@ def _check_sandbox(c: _Checks, sandbox: str) -> None:
     if c.config.cluster.image_repository != "registry.k8s.io":
         pause = f"{c.config.cluster.image_repository}/{pause.rsplit('/', 1)[1]}"
     if sandbox and sandbox != pause:
-        c.warn("sandbox-image", f"the container runtime's sandbox image is {sandbox}, kubeadm"
-               f" uses {pause}",
-               "set the runtime's sandbox (pause) image to the pinned one so nothing is pulled")
+        c.warn(
+            "sandbox-image",
+            f"the container runtime's sandbox image is {sandbox}, kubeadm uses {pause}",
+            "set the runtime's sandbox (pause) image to the pinned one so nothing is pulled",
+        )
 
 
 def _check_units(c: _Checks, runtime: str) -> None:
@@ -284,8 +375,11 @@ def _check_units(c: _Checks, runtime: str) -> None:
         units.append("containerd.service" if runtime == "containerd" else "crio.service")
     for unit in units:
         if not any(resolve(c.t, f"{d}/{unit}") for d in UNIT_DIRS):
-            c.fail("units", f"no {unit} in the target",
-                   f"install the {unit.removesuffix('.service')} package's unit file")
+            c.fail(
+                "units",
+                f"no {unit} in the target",
+                f"install the {unit.removesuffix('.service')} package's unit file",
+            )
 
 
 def _check_tools(c: _Checks) -> None:
@@ -296,14 +390,23 @@ def _check_tools(c: _Checks) -> None:
         mandatory.append("conntrack")
     for tool in mandatory:
         if which(c.t, tool) is None:
-            c.fail("tools", f"{tool} is not on the node's PATH (kubeadm's preflight requires it)",
-                   f"install {tool} (Debian: util-linux, coreutils, conntrack)")
+            c.fail(
+                "tools",
+                f"{tool} is not on the node's PATH (kubeadm's preflight requires it)",
+                f"install {tool} (Debian: util-linux, coreutils, conntrack)",
+            )
     if which(c.t, "iptables") is None and which(c.t, "nft") is None:
-        c.warn("tools", "neither iptables nor nft is on the node's PATH",
-               "CNI plugins and network policies usually need one: install iptables")
+        c.warn(
+            "tools",
+            "neither iptables nor nft is on the node's PATH",
+            "CNI plugins and network policies usually need one: install iptables",
+        )
     if which(c.t, "conntrack") is None:
-        c.warn("tools", "conntrack is not on the node's PATH",
-               "install conntrack for debugging Service traffic")
+        c.warn(
+            "tools",
+            "conntrack is not on the node's PATH",
+            "install conntrack for debugging Service traffic",
+        )
 
 
 def _check_node_state(c: _Checks) -> None:
@@ -312,9 +415,12 @@ def _check_node_state(c: _Checks) -> None:
     if is_dir(c.t, manifests):
         found += [f"{manifests}/{n}" for n in c.t.listdir(manifests) if n.endswith(".yaml")]
     if found:
-        c.fail("node-state", f"the target already holds a Kubernetes node's state ({found[0]}"
-               f"{f' and {len(found) - 1} more' if len(found) > 1 else ''})",
-               "build from a clean base image: a template must carry no keys or cluster data")
+        c.fail(
+            "node-state",
+            f"the target already holds a Kubernetes node's state ({found[0]}"
+            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''})",
+            "build from a clean base image: a template must carry no keys or cluster data",
+        )
 
 
 def check_space(t: Target, needs: dict[str, int], margin: int = 32 << 20) -> None:
@@ -326,15 +432,22 @@ def check_space(t: Target, needs: dict[str, int], margin: int = 32 << 20) -> Non
         by_fs[s.filesystem] = (have, need + size, first)
     for have, need, path in by_fs.values():
         if have < need + margin:
-            raise ImageCheckFailed([Finding(
-                "free-space", f"the filesystem holding {path} has {have >> 20} MiB free; the"
-                f" build needs {(need + margin) >> 20} MiB",
-                "grow the image's filesystem (virt-resize, growpart + resize2fs) or free space")])
+            raise ImageCheckFailed(
+                [
+                    Finding(
+                        "free-space",
+                        f"the filesystem holding {path} has {have >> 20} MiB free; the"
+                        f" build needs {(need + margin) >> 20} MiB",
+                        "grow the image's filesystem (virt-resize, growpart + resize2fs)"
+                        " or free space",
+                    )
+                ]
+            )
 
 
 def _socket_path(text: str) -> str:
     p = text.removeprefix("unix://")
-    return "/run" + p[len("/var/run"):] if p.startswith("/var/run/") else p
+    return "/run" + p[len("/var/run") :] if p.startswith("/var/run/") else p
 
 
 def _toml(t: Target, path: str) -> dict[str, object]:

@@ -36,8 +36,10 @@ def requirements() -> list[str]:
     try:
         reqs = importlib.metadata.requires("kubeinit") or []
     except importlib.metadata.PackageNotFoundError:
-        raise InvalidInput("the kubeinit package is not installed in this Python",
-                           hint="pip install -e <kubeinit checkout>") from None
+        raise InvalidInput(
+            "the kubeinit package is not installed in this Python",
+            hint="pip install -e <kubeinit checkout>",
+        ) from None
     out = []
     for r in reqs:
         if "extra ==" in r:
@@ -57,16 +59,18 @@ def platform_tags(arch: str, glibc: tuple[int, int]) -> list[str]:
     return tags
 
 
-def site_packages(*, arch: str, python: tuple[int, int], glibc: tuple[int, int],
-                  cache_dir: Path, notes: list[str]) -> Path:
+def site_packages(
+    *, arch: str, python: tuple[int, int], glibc: tuple[int, int], cache_dir: Path, notes: list[str]
+) -> Path:
     """A directory with kubeinit's dependencies installed for the target (cached)."""
     reqs = requirements()
     pyver = f"{python[0]}.{python[1]}"
     platforms = platform_tags(arch, glibc)
     platform = platforms[0]
     compiler = shutil.which(f"python{pyver}")
-    key = hashlib.sha256("\n".join([*reqs, pyver, platform, str(bool(compiler)),
-                                    NODE_SITE]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        "\n".join([*reqs, pyver, platform, str(bool(compiler)), NODE_SITE]).encode()
+    ).hexdigest()[:16]
     site = cache_dir / "pysite" / key
     if (site / ".complete").is_file():
         if not compiler:
@@ -75,27 +79,53 @@ def site_packages(*, arch: str, python: tuple[int, int], glibc: tuple[int, int],
     wheels = cache_dir / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    target_opts = ["--only-binary=:all:", *(a for p in platforms for a in ("--platform", p)),
-                   "--python-version", pyver, "--implementation", "cp"]
+    target_opts = [
+        "--only-binary=:all:",
+        *(a for p in platforms for a in ("--platform", p)),
+        "--python-version",
+        pyver,
+        "--implementation",
+        "cp",
+    ]
     # pip's own settings (index, certificates, proxies) pass through; nothing else does.
-    env = {k: v for k, v in os.environ.items()
-           if k.startswith("PIP_") or k.lower() in ("http_proxy", "https_proxy", "no_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith("PIP_") or k.lower() in ("http_proxy", "https_proxy", "no_proxy")
+    }
     env.update({"PIP_CACHE_DIR": str(cache_dir / "pip"), "HOME": str(cache_dir)})
     site.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=site.parent))
     try:
-        install = [*pip, "install", "--no-index", "--find-links", str(wheels), "--target",
-                   str(tmp), "--no-compile", "--no-warn-script-location", *target_opts, *reqs]
+        install = [
+            *pip,
+            "install",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "--target",
+            str(tmp),
+            "--no-compile",
+            "--no-warn-script-location",
+            *target_opts,
+            *reqs,
+        ]
         if run(install, check=False, env=env, timeout=900).returncode != 0:
             # Not all wheels are cached yet: fetch them (the only step that needs a network).
-            res = run([*pip, "download", "--dest", str(wheels), *target_opts, *reqs],
-                      check=False, env=env, timeout=900)
+            res = run(
+                [*pip, "download", "--dest", str(wheels), *target_opts, *reqs],
+                check=False,
+                env=env,
+                timeout=900,
+            )
             if res.returncode != 0:
                 last = (res.stderr.strip().splitlines() or ["pip download failed"])[-1]
-                raise InvalidInput(f"cannot get kubeinit's Python dependencies for Python"
-                                   f" {pyver} on {platform}: {last}",
-                                   hint="check the network (only the first build of a"
-                                   " platform downloads wheels) or the image's Python")
+                raise InvalidInput(
+                    f"cannot get kubeinit's Python dependencies for Python"
+                    f" {pyver} on {platform}: {last}",
+                    hint="check the network (only the first build of a"
+                    " platform downloads wheels) or the image's Python",
+                )
             shutil.rmtree(tmp)
             tmp.mkdir()
             run(install, env=env, timeout=900)
@@ -116,10 +146,27 @@ def site_packages(*, arch: str, python: tuple[int, int], glibc: tuple[int, int],
 def compile_tree(tree: Path, compiler: str, node_path: str) -> None:
     """Byte-compile `tree` as if it lived at `node_path`, reproducibly."""
     try:
-        run([compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode",
-             "checked-hash", "-s", str(tree), "-p", node_path, str(tree)],
-            env={"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "1700000000"}, timeout=900)
+        run(
+            [
+                compiler,
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "0",
+                "--invalidation-mode",
+                "checked-hash",
+                "-s",
+                str(tree),
+                "-p",
+                node_path,
+                str(tree),
+            ],
+            env={"PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": "1700000000"},
+            timeout=900,
+        )
     except KubeinitError as e:
-        raise InvalidInput(f"byte-compiling kubeinit's Python files failed: {e}",
-                           hint="run with --debug; a dependency may not support this Python"
-                           ) from None
+        raise InvalidInput(
+            f"byte-compiling kubeinit's Python files failed: {e}",
+            hint="run with --debug; a dependency may not support this Python",
+        ) from None

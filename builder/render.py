@@ -18,12 +18,14 @@ import base64
 import importlib.metadata
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from builder.target import Target, resolve
-from kubeinit import paths
+from kubeinit import goyaml, kubeconfig, kubelet, manifests, paths, preflight
 from kubeinit import profile as prof
+from kubeinit.api import addons
 from kubeinit.config import Config
 from kubeinit.errors import InvalidInput
 from kubeinit.fs import write_file
@@ -39,10 +41,15 @@ _SECRET_KEYS = re.compile(r"\b(certificateKey|token)\s*:\s*\S")
 
 # Node paths whose existence the renderers look at (manifests: CA-trust volumes; kubelet:
 # systemd-resolved), mirrored from an image into a scratch root.
-FACT_PATHS = ("/etc/ssl/certs", "/etc/pki/ca-trust", "/etc/pki/tls/certs",
-              "/etc/ca-certificates", "/usr/share/ca-certificates",
-              "/usr/local/share/ca-certificates",
-              "/usr/libexec/kubernetes/kubelet-plugins/volume/exec")
+FACT_PATHS = (
+    "/etc/ssl/certs",
+    "/etc/pki/ca-trust",
+    "/etc/pki/tls/certs",
+    "/etc/ca-certificates",
+    "/usr/share/ca-certificates",
+    "/usr/local/share/ca-certificates",
+    "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
+)
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 
 
@@ -57,12 +64,17 @@ def check_config_has_no_secrets(config: Config, text: str) -> None:
     """A bootstrap token or certificate key in the configuration would be baked into every
     clone of the image (field lessons #11)."""
     init = config.init
-    if any(t.token for t in init.bootstrap_tokens) or init.certificate_key or \
-            _SECRET_KEYS.search(text):
-        raise InvalidInput(f"{config.source}: the configuration holds a bootstrap token or a"
-                           " certificate key; every clone of the image would share it",
-                           hint="remove bootstrapTokens[].token and certificateKey: first boot"
-                           " generates them on each node")
+    if (
+        any(t.token for t in init.bootstrap_tokens)
+        or init.certificate_key
+        or _SECRET_KEYS.search(text)
+    ):
+        raise InvalidInput(
+            f"{config.source}: the configuration holds a bootstrap token or a"
+            " certificate key; every clone of the image would share it",
+            hint="remove bootstrapTokens[].token and certificateKey: first boot"
+            " generates them on each node",
+        )
 
 
 def sentinel_identity(config: Config) -> Identity:
@@ -85,8 +97,10 @@ def _placeholders(text: str, identity: Identity) -> str:
 def _check_collision(config_text: str) -> None:
     for s in (SENTINEL_NAME, SENTINEL_V4, SENTINEL_V6, "${KUBEINIT_"):
         if s in config_text:
-            raise InvalidInput(f"the configuration contains {s!r}, which kubeinit-build uses as"
-                               " a placeholder", hint="use another node name or address")
+            raise InvalidInput(
+                f"the configuration contains {s!r}, which kubeinit-build uses as a placeholder",
+                hint="use another node name or address",
+            )
 
 
 def mirror_facts(t: Target, dest: Path, config: Config) -> Path:
@@ -105,8 +119,11 @@ def mirror_facts(t: Target, dest: Path, config: Config) -> Path:
             continue
         for sub in t.listdir(unit_dir):
             wants = f"{unit_dir}/{sub}"
-            if sub.endswith(".wants") and t.kind(wants) == "dir" and \
-                    "systemd-resolved.service" in t.listdir(wants):
+            if (
+                sub.endswith(".wants")
+                and t.kind(wants) == "dir"
+                and "systemd-resolved.service" in t.listdir(wants)
+            ):
                 link = dest / wants.lstrip("/") / "systemd-resolved.service"
                 link.parent.mkdir(parents=True, exist_ok=True)
                 link.symlink_to("/usr/lib/systemd/system/systemd-resolved.service")
@@ -119,12 +136,11 @@ def mirror_facts(t: Target, dest: Path, config: Config) -> Path:
     return dest
 
 
-def render_profile(config: Config, config_text: str, facts_root: Path,
-                   preload: tuple[prof.Preload, ...] = ()) -> prof.Profile:
+def render_profile(
+    config: Config, config_text: str, facts_root: Path, preload: tuple[prof.Preload, ...] = ()
+) -> prof.Profile:
     """The profile for `config` (as given in `config_text`) on the target seen in
     `facts_root`."""
-    from kubeinit import kubeconfig, kubelet, manifests, preflight
-
     check_config_has_no_secrets(config, config_text)
     _check_collision(config_text)
     ident = sentinel_identity(config)
@@ -132,31 +148,48 @@ def render_profile(config: Config, config_text: str, facts_root: Path,
 
     static_pods = {
         str(manifests.manifest_path(component)): _placeholders(data.decode(), ident)
-        for component, data in manifests.render_static_pods(config, ident, facts_root,
-                                                            environ={}).items()
+        for component, data in manifests.render_static_pods(
+            config, ident, facts_root, environ={}
+        ).items()
     }
     kubelet_files = kubelet.render_kubelet_files(
-        config, ident, hostname=ident.node_name,
-        systemd_resolved=kubelet.systemd_resolved_active(facts_root, live=False))
+        config,
+        ident,
+        hostname=ident.node_name,
+        systemd_resolved=kubelet.systemd_resolved_active(facts_root, live=False),
+    )
     # kubeadm-flags.env depends on the node's hostname (--hostname-override): rendered at boot.
-    kubelet_map = {str(p): _placeholders(data.decode(), ident)
-                   for p, data in kubelet_files.items() if p != paths.KUBELET_FLAGS_ENV}
+    kubelet_map = {
+        str(p): _placeholders(data.decode(), ident)
+        for p, data in kubelet_files.items()
+        if p != paths.KUBELET_FLAGS_ENV
+    }
 
     kubeconfigs: dict[str, str] = {}
     for spec in kubeconfig.kubeconfig_specs(config, ident):
-        text = kubeconfig.render(server=spec.server, cluster_name=config.cluster.cluster_name,
-                                 user=spec.client_name, ca_pem=_SENTINEL_CA,
-                                 client_cert_pem=_SENTINEL_CERT,
-                                 client_key_pem=_SENTINEL_KEY).decode()
-        for sentinel, placeholder in ((_SENTINEL_CA, prof.CA_DATA),
-                                      (_SENTINEL_CERT, prof.CLIENT_CERTIFICATE_DATA),
-                                      (_SENTINEL_KEY, prof.CLIENT_KEY_DATA)):
+        text = kubeconfig.render(
+            server=spec.server,
+            cluster_name=config.cluster.cluster_name,
+            user=spec.client_name,
+            ca_pem=_SENTINEL_CA,
+            client_cert_pem=_SENTINEL_CERT,
+            client_key_pem=_SENTINEL_KEY,
+        ).decode()
+        for sentinel, placeholder in (
+            (_SENTINEL_CA, prof.CA_DATA),
+            (_SENTINEL_CERT, prof.CLIENT_CERTIFICATE_DATA),
+            (_SENTINEL_KEY, prof.CLIENT_KEY_DATA),
+        ):
             text = text.replace(base64.b64encode(sentinel).decode(), placeholder)
         kubeconfigs[str(spec.path)] = _placeholders(text, ident)
 
     addons = render_addons(config, ident)
-    rendered = [*static_pods.values(), *kubelet_map.values(), *kubeconfigs.values(),
-                *addons.values()]
+    rendered = [
+        *static_pods.values(),
+        *kubelet_map.values(),
+        *kubeconfigs.values(),
+        *addons.values(),
+    ]
     for text in rendered:
         if ident.node_name in text or SENTINEL_V4 in text or SENTINEL_V6 in text:
             raise AssertionError("a sentinel identity survived placeholder substitution")
@@ -175,16 +208,18 @@ def render_profile(config: Config, config_text: str, facts_root: Path,
     )
 
 
-def render_addons(config: Config, ident: Identity) -> Mapping[str, str]:
-    """The addon manifests (CoreDNS, kube-proxy) as YAML documents with placeholders, when the
-    addon renderers (kubeinit.api) provide them."""
-    try:
-        from kubeinit.api import addons
-    except ImportError:
-        return {}
-    render = getattr(addons, "render_addon_manifests", None)
-    if render is None:
-        return {}
-    out = render(config, ident)
-    return {str(name): _placeholders(text if isinstance(text, str) else text.decode(), ident)
-            for name, text in out.items()}
+def render_addons(config: Config, ident: Identity) -> dict[str, str]:
+    """The addon objects `kubeadm init phase addon` creates (kubeinit.api.addons), as YAML
+    documents in kubeadm's creation order, identity as placeholders. The node's *_proxy
+    variables are not known at build time: first boot re-renders kube-proxy when it has any."""
+    out: dict[str, str] = {}
+    if not config.cluster.dns.disabled:
+        out["coredns"] = _documents(addons.coredns_objects(config).values())
+    if not config.cluster.proxy.disabled:
+        objects = addons.kube_proxy_objects(config, ident.advertise_address, environ={})
+        out["kube-proxy"] = _documents(objects.values())
+    return {name: _placeholders(text, ident) for name, text in out.items()}
+
+
+def _documents(objects: Iterable[Mapping[str, Any]]) -> str:
+    return "---\n".join(goyaml.dumps(dict(o)) for o in objects)

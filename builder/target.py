@@ -113,6 +113,7 @@ def which(t: Target, name: str, search: tuple[str, ...] = NODE_PATH) -> str | No
 
 # --- --root DIR ------------------------------------------------------------------------------
 
+
 class TreeTarget:
     """A directory tree on the build host (mkosi extra trees, Packer chroots, debootstrap)."""
 
@@ -238,6 +239,7 @@ def _symlink(path: Path, target: str) -> None:
 
 # --- --image FILE ----------------------------------------------------------------------------
 
+
 class GuestTarget:
     """A disk image opened with libguestfs, its filesystems mounted as the guest mounts them."""
 
@@ -291,10 +293,11 @@ class GuestTarget:
         try:
             return "\n".join(str(x) for x in self.g.command_lines([path, "--version"]))
         except RuntimeError as e:
-            raise StateUnreadable(f"{self.description}: cannot run {path} --version in the"
-                                  f" image: {str(e).splitlines()[0]}",
-                                  hint="is the binary built for this machine's architecture?"
-                                  ) from None
+            raise StateUnreadable(
+                f"{self.description}: cannot run {path} --version in the"
+                f" image: {str(e).splitlines()[0]}",
+                hint="is the binary built for this machine's architecture?",
+            ) from None
 
     def install(self, payload: Payload) -> None:
         g = self.g
@@ -309,9 +312,10 @@ class GuestTarget:
                 payload.write_tar(f)
             try:
                 g.tar_in(str(tar), "/", xattrs=False, selinux=False, acls=False)
-            except RuntimeError as e:
-                raise PhaseFailed(f"{self.description}: writing the payload failed:"
-                                  f" {str(e).splitlines()[0]}",
-                                  hint="is the image's filesystem full or read-only?") from None
-        for e in payload.of_kind(Kind.REMOVE):
-            g.rm_f(e.path)
+            except RuntimeError as err:
+                raise PhaseFailed(
+                    f"{self.description}: writing the payload failed: {str(err).splitlines()[0]}",
+                    hint="is the image's filesystem full or read-only?",
+                ) from None
+        for removed in payload.of_kind(Kind.REMOVE):
+            g.rm_f(removed.path)

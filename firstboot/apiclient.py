@@ -49,8 +49,11 @@ _RESOURCES: dict[str, tuple[str, str, bool]] = {
     "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
     "Deployment": ("/apis/apps/v1", "deployments", True),
     "DaemonSet": ("/apis/apps/v1", "daemonsets", True),
-    "CertificateSigningRequest": ("/apis/certificates.k8s.io/v1", "certificatesigningrequests",
-                                  False),
+    "CertificateSigningRequest": (
+        "/apis/certificates.k8s.io/v1",
+        "certificatesigningrequests",
+        False,
+    ),
 }
 
 
@@ -121,9 +124,10 @@ def load_kubeconfig(path: Path, root: Path) -> Credentials:
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
         user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
     except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration) as e:
-        raise PhaseFailed(f"{path}: not a usable kubeconfig ({type(e).__name__})",
-                          hint="rerun the kubeconfig phase: kubeinit init phase kubeconfig"
-                          ) from None
+        raise PhaseFailed(
+            f"{path}: not a usable kubeconfig ({type(e).__name__})",
+            hint="rerun the kubeconfig phase: kubeinit init phase kubeconfig",
+        ) from None
 
     def blob(data_key: str, file_key: str, holder: Mapping[str, Any]) -> bytes | None:
         if holder.get(data_key):
@@ -135,10 +139,13 @@ def load_kubeconfig(path: Path, root: Path) -> Credentials:
     ca = blob("certificate-authority-data", "certificate-authority", cluster)
     if ca is None:
         raise PhaseFailed(f"{path}: the cluster has no certificate authority")
-    return Credentials(server=cluster["server"], ca_pem=ca,
-                       cert_pem=blob("client-certificate-data", "client-certificate", user),
-                       key_pem=blob("client-key-data", "client-key", user),
-                       token=user.get("token"))
+    return Credentials(
+        server=cluster["server"],
+        ca_pem=ca,
+        cert_pem=blob("client-certificate-data", "client-certificate", user),
+        key_pem=blob("client-key-data", "client-key", user),
+        token=user.get("token"),
+    )
 
 
 def _memfd(name: str, data: bytes) -> int:
@@ -168,10 +175,11 @@ def _fault_point() -> None:
 class Client:
     """JSON requests to one API server with one identity."""
 
-    def __init__(self, creds: Credentials, *, server: str | None = None,
-                 timeout: float = REQUEST_TIMEOUT) -> None:
-        from kubernetes.client.configuration import Configuration  # noqa: PLC0415 - deferred
-        from kubernetes.client.rest import RESTClientObject  # noqa: PLC0415 - deferred
+    def __init__(
+        self, creds: Credentials, *, server: str | None = None, timeout: float = REQUEST_TIMEOUT
+    ) -> None:
+        from kubernetes.client.configuration import Configuration
+        from kubernetes.client.rest import RESTClientObject
 
         self.server = (server or creds.server).rstrip("/")
         self.timeout = timeout
@@ -200,13 +208,19 @@ class Client:
 
     # --- raw requests ----------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None, *,
-                content_type: str = "application/json",
-                query: Mapping[str, str] | None = None,
-                timeout: float | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        query: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         """One request; the decoded JSON response. Raises ApiError."""
-        import urllib3  # noqa: PLC0415 - deferred
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - deferred
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
 
         url = self.server + path
         if query:
@@ -215,14 +229,17 @@ class Client:
         if body is not None:
             headers["Content-Type"] = content_type
         try:
-            resp = self._rest.request(method, url, headers=headers,
-                                      body=body if body is not None else None,
-                                      _request_timeout=timeout or self.timeout)
+            resp = self._rest.request(
+                method,
+                url,
+                headers=headers,
+                body=body if body is not None else None,
+                _request_timeout=timeout or self.timeout,
+            )
             raw = resp.read()
         except (urllib3.exceptions.HTTPError, ApiException, OSError) as e:
             reason = getattr(e, "reason", None) or e
-            raise ApiError(0, "Unreachable", f"{method} {self.server}{path}: {reason}"
-                           ) from None
+            raise ApiError(0, "Unreachable", f"{method} {self.server}{path}: {reason}") from None
         text = raw.decode(errors="replace") if raw else ""
         if not 200 <= resp.status < 300:
             reason, message = "", text.strip()[:500]
@@ -270,14 +287,27 @@ class Client:
         return True
 
     def patch(self, kind: str, name: str, patch: Obj, namespace: str | None = None) -> Obj:
-        out = self.request("PATCH", object_path(kind, name, namespace), patch,
-                           content_type="application/strategic-merge-patch+json")
+        out = self.request(
+            "PATCH",
+            object_path(kind, name, namespace),
+            patch,
+            content_type="application/strategic-merge-patch+json",
+        )
         return out if isinstance(out, dict) else {}
 
-    def list(self, kind: str, namespace: str | None = None, *,
-             label_selector: str = "", field_selector: str = "") -> list[Obj]:
-        q = {k: v for k, v in (("labelSelector", label_selector),
-                               ("fieldSelector", field_selector)) if v}
+    def list(
+        self,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str = "",
+        field_selector: str = "",
+    ) -> list[Obj]:
+        q = {
+            k: v
+            for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector))
+            if v
+        }
         out = self.request("GET", collection_path(kind, namespace), query=q or None)
         return list(out.get("items") or []) if isinstance(out, dict) else []
 
@@ -295,13 +325,16 @@ class Client:
             except ApiError as e:
                 last = e.message
             if time.monotonic() >= deadline:
-                raise PhaseFailed(f"{what}: {last}",
-                                  hint="check the API server: kubectl --kubeconfig"
-                                  " /etc/kubernetes/admin.conf get --raw /readyz")
+                raise PhaseFailed(
+                    f"{what}: {last}",
+                    hint="check the API server: kubectl --kubeconfig"
+                    " /etc/kubernetes/admin.conf get --raw /readyz",
+                )
             time.sleep(RETRY_INTERVAL)
 
     def create_or_update(self, obj: Obj, timeout: float) -> None:
         """CreateOrUpdate: create; on AlreadyExists replace the object whole."""
+
         def attempt() -> bool:
             try:
                 self.create(obj)
@@ -315,6 +348,7 @@ class Client:
 
     def create_or_mutate(self, obj: Obj, mutate: Callable[[Obj], None], timeout: float) -> None:
         """CreateOrMutate: create; on AlreadyExists get, mutate, update."""
+
         def attempt() -> bool:
             try:
                 self.create(obj)
@@ -332,6 +366,7 @@ class Client:
 
     def create_or_retain(self, obj: Obj, timeout: float) -> None:
         """CreateOrRetain: create only if it does not exist."""
+
         def attempt() -> bool:
             if self.get(path_of(obj)) is None:
                 self.create(obj)
@@ -340,13 +375,14 @@ class Client:
         self.poll(f"cannot create {describe(obj)}", attempt, timeout)
 
 
-def ensure_admin_binding(admin: Client, super_admin: Callable[[], Client | None],
-                         timeout: float) -> str:
+def ensure_admin_binding(
+    admin: Client, super_admin: Callable[[], Client | None], timeout: float
+) -> str:
     """EnsureAdminClusterRoleBindingImpl (app/phases/kubeconfig/kubeconfig.go): try to create
     the `kubeadm:cluster-admins` binding as admin.conf; Forbidden means admin.conf has no rights
     yet, so create it as super-admin.conf (system:masters). Returns a note for the operator
     ("" when it already existed)."""
-    from kubeinit.api import admin_cluster_role_binding  # noqa: PLC0415 - deferred
+    from kubeinit.api import admin_cluster_role_binding
 
     crb = admin_cluster_role_binding()
     outcome: dict[str, str] = {}
@@ -364,16 +400,18 @@ def ensure_admin_binding(admin: Client, super_admin: Callable[[], Client | None]
                 raise
         return True
 
-    admin.poll("cannot create the ClusterRoleBinding kubeadm:cluster-admins", as_admin,
-               timeout)
+    admin.poll("cannot create the ClusterRoleBinding kubeadm:cluster-admins", as_admin, timeout)
     if outcome["result"] != "forbidden":
         return outcome["result"]
     sa = super_admin()
     if sa is None:
-        raise PhaseFailed("the ClusterRoleBinding kubeadm:cluster-admins is missing but there is"
-                          " no super-admin.conf to create it",
-                          hint="rerun `kubeinit init phase kubeconfig super-admin`")
+        raise PhaseFailed(
+            "the ClusterRoleBinding kubeadm:cluster-admins is missing but there is"
+            " no super-admin.conf to create it",
+            hint="rerun `kubeinit init phase kubeconfig super-admin`",
+        )
     try:
+
         def as_super() -> bool:
             try:
                 sa.create(crb)
@@ -382,8 +420,11 @@ def ensure_admin_binding(admin: Client, super_admin: Callable[[], Client | None]
                     raise
             return True
 
-        sa.poll("cannot create the ClusterRoleBinding kubeadm:cluster-admins with"
-                " super-admin.conf", as_super, timeout)
+        sa.poll(
+            "cannot create the ClusterRoleBinding kubeadm:cluster-admins with super-admin.conf",
+            as_super,
+            timeout,
+        )
     finally:
         sa.close()
     return "created ClusterRoleBinding kubeadm:cluster-admins with super-admin.conf"

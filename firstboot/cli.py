@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import shutil
 import sys
@@ -40,11 +39,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", type=Path, default=Path("/"),
-                   help="write every file relative to this directory (default: /)")
-    p.add_argument("--config", type=Path,
-                   help="kubeadm v1beta4 config file (default: <root>/etc/kubeinit/config.yaml"
-                   " if present, else kubeadm's defaults)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        default=Path("/"),
+        help="write every file relative to this directory (default: /)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="kubeadm v1beta4 config file (default: <root>/etc/kubeinit/config.yaml"
+        " if present, else kubeadm's defaults)",
+    )
     p.add_argument("--debug", action="store_true", help="tracebacks and debug output")
 
 
@@ -52,49 +58,79 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="kubeinit",
         description="kubeadm init, finished on first boot of an immutable image.",
-        epilog=_phase_help(PHASES), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_phase_help(PHASES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    init = sub.add_parser("init", help="run the init phases",
-                          epilog=_phase_help(PHASES),
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    init = sub.add_parser(
+        "init",
+        help="run the init phases",
+        epilog=_phase_help(PHASES),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _common(init)
-    init.add_argument("--skip-phases", default="",
-                      help="comma-separated phases to skip; a parent skips its children")
-    init.add_argument("--local-only", action="store_true",
-                      help="only the node-local phases (no API server needed);"
-                      " no completion stamp is written")
-    init.add_argument("--dry-run", action="store_true",
-                      help="write into a temporary directory, list what would be written,"
-                      " change nothing")
+    init.add_argument(
+        "--skip-phases",
+        default="",
+        help="comma-separated phases to skip; a parent skips its children",
+    )
+    init.add_argument(
+        "--local-only",
+        action="store_true",
+        help="only the node-local phases (no API server needed); no completion stamp is written",
+    )
+    init.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write into a temporary directory, list what would be written, change nothing",
+    )
     init.add_argument("--node-name", help="override nodeRegistration.name")
-    init.add_argument("--advertise-address",
-                      help="override localAPIEndpoint.advertiseAddress")
-    init.add_argument("--preflight-target", choices=("node", "image"),
-                      help="node: every check, on this machine; image: only the checks that"
-                      " make sense for a tree being rendered (default: node when --root is /,"
-                      " else image)")
-    init.add_argument("--ignore-preflight-errors", default="",
-                      help="comma-separated preflight check names to turn into warnings,"
-                      " or 'all'")
-    init.add_argument("--kernel-cmdline", type=Path, metavar="FILE",
-                      help="read kubeinit.node-name= and kubeinit.advertise-address= from"
-                      " this file (default: <root>/proc/cmdline)")
-    init.add_argument("phase_words", nargs="*", metavar="phase PHASE [SUB|all]",
-                      help="run one phase (kubeinit init phase certs apiserver)")
+    init.add_argument("--advertise-address", help="override localAPIEndpoint.advertiseAddress")
+    init.add_argument(
+        "--preflight-target",
+        choices=("node", "image"),
+        help="node: every check, on this machine; image: only the checks that"
+        " make sense for a tree being rendered (default: node when --root is /,"
+        " else image)",
+    )
+    init.add_argument(
+        "--ignore-preflight-errors",
+        default="",
+        help="comma-separated preflight check names to turn into warnings, or 'all'",
+    )
+    init.add_argument(
+        "--kernel-cmdline",
+        type=Path,
+        metavar="FILE",
+        help="read kubeinit.node-name= and kubeinit.advertise-address= from"
+        " this file (default: <root>/proc/cmdline)",
+    )
+    init.add_argument(
+        "phase_words",
+        nargs="*",
+        metavar="phase PHASE [SUB|all]",
+        help="run one phase (kubeinit init phase certs apiserver)",
+    )
 
     status = sub.add_parser("status", help="show the state of each phase")
     status.add_argument("--root", type=Path, default=Path("/"))
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    join = sub.add_parser("join-command", help="print the command that joins a node (needs"
-                          " the API server with --refresh)")
+    join = sub.add_parser(
+        "join-command",
+        help="print the command that joins a node (needs the API server with --refresh)",
+    )
     _common(join)
-    join.add_argument("--control-plane", action="store_true",
-                      help="the command for another control-plane node")
-    join.add_argument("--refresh", action="store_true",
-                      help="mint a new bootstrap token and upload the certificates again"
-                      " under a new certificate key, then rewrite the join files")
+    join.add_argument(
+        "--control-plane", action="store_true", help="the command for another control-plane node"
+    )
+    join.add_argument(
+        "--refresh",
+        action="store_true",
+        help="mint a new bootstrap token and upload the certificates again"
+        " under a new certificate key, then rewrite the join files",
+    )
 
     sub.add_parser("phases", help="list the phase tree")
     return parser
@@ -131,12 +167,16 @@ def _phase_target(words: Sequence[str]) -> str | None:
     if not words:
         return None
     if words[0] != "phase":
-        raise InvalidInput(f"unexpected argument {words[0]!r}",
-                           hint="use `kubeinit init` or `kubeinit init phase NAME [SUB|all]`")
+        raise InvalidInput(
+            f"unexpected argument {words[0]!r}",
+            hint="use `kubeinit init` or `kubeinit init phase NAME [SUB|all]`",
+        )
     rest = list(words[1:])
     if not rest or len(rest) > 2:
-        raise InvalidInput("`init phase` takes a phase and optionally a sub-phase",
-                           hint="known phases: " + ", ".join(known_paths(PHASES)))
+        raise InvalidInput(
+            "`init phase` takes a phase and optionally a sub-phase",
+            hint="known phases: " + ", ".join(known_paths(PHASES)),
+        )
     return "/".join(rest)
 
 
@@ -159,9 +199,12 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     if args.local_only:
         skip += [path for path, p in walk(PHASES) if p.needs_api and "/" not in path]
     selected = select(PHASES, only=target, skip=skip)
-    identity = resolve_identity(config, node_name=args.node_name,
-                                advertise_address=args.advertise_address,
-                                **_boot_identity_sources(args.kernel_cmdline, root))
+    identity = resolve_identity(
+        config,
+        node_name=args.node_name,
+        advertise_address=args.advertise_address,
+        **_boot_identity_sources(args.kernel_cmdline, root),
+    )
     ignore = {s.strip().lower() for s in args.ignore_preflight_errors.split(",") if s.strip()}
     ignore |= {s.lower() for s in config.init.node_registration.ignore_preflight_errors}
     if "all" in ignore and len(ignore) > 1:
@@ -169,7 +212,9 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     dry_root = Path(tempfile.mkdtemp(prefix="kubeinit-dry-run.")) if args.dry_run else None
     run_root = dry_root or root
     ctx = InitContext(
-        config=config, root=run_root, identity=identity,
+        config=config,
+        root=run_root,
+        identity=identity,
         start_time=datetime.datetime.now(datetime.UTC).replace(microsecond=0),
         ignore_preflight_errors=frozenset(ignore),
         manage_services=(root == Path("/") and _systemd_is_pid1() and not args.dry_run),
@@ -178,8 +223,14 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     reporter = Reporter(debug=debug)
     full = target is None and not args.local_only and not skip
     try:
-        run_phases(ctx, PHASES, selected, reporter, complete_init=full and not args.dry_run,
-                   resume=target is None)
+        run_phases(
+            ctx,
+            PHASES,
+            selected,
+            reporter,
+            complete_init=full and not args.dry_run,
+            resume=target is None,
+        )
     finally:
         if dry_root is not None:
             _print_dry_run(dry_root)
@@ -188,8 +239,11 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
 
 
 def _systemd_is_pid1() -> bool:
-    return Path("/run/systemd/system").is_dir() and os.readlink("/proc/1/exe").endswith(
-        "/systemd") if Path("/proc/1/exe").exists() else False
+    return (
+        Path("/run/systemd/system").is_dir() and os.readlink("/proc/1/exe").endswith("/systemd")
+        if Path("/proc/1/exe").exists()
+        else False
+    )
 
 
 def _print_dry_run(root: Path) -> None:
@@ -201,7 +255,7 @@ def _print_dry_run(root: Path) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from firstboot.status import show  # noqa: PLC0415 - deferred
+    from firstboot.status import show
 
     complete = show(args.root, PHASES, as_json=args.json)
     return ExitCode.OK if complete else ExitCode.PHASE_FAILED
@@ -210,20 +264,22 @@ def _status(args: argparse.Namespace) -> int:
 def _boot_identity_sources(cmdline: Path | None, root: Path) -> dict[str, Any]:
     """Where the boot environment may dictate the node identity (kubeinit.identity): the
     kernel command line and systemd credentials (kubeinit.service: ImportCredential=)."""
-    from kubeinit import paths  # noqa: PLC0415 - deferred
+    from kubeinit import paths
 
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
-    return {"cmdline": cmdline or paths.under(root, paths.KERNEL_CMDLINE),
-            "credentials_dir": Path(creds) if creds else None}
+    return {
+        "cmdline": cmdline or paths.under(root, paths.KERNEL_CMDLINE),
+        "credentials_dir": Path(creds) if creds else None,
+    }
 
 
 def _join_command(args: argparse.Namespace, debug: bool) -> int:
-    from firstboot import joincmd  # noqa: PLC0415 - deferred
-    from firstboot.context import InitContext  # noqa: PLC0415 - deferred
-    from firstboot.log import Reporter  # noqa: PLC0415 - deferred
-    from kubeinit import paths  # noqa: PLC0415 - deferred
-    from kubeinit.config import load_config  # noqa: PLC0415 - deferred
-    from kubeinit.identity import resolve_identity  # noqa: PLC0415 - deferred
+    from firstboot import joincmd
+    from firstboot.context import InitContext
+    from firstboot.log import Reporter
+    from kubeinit import paths
+    from kubeinit.config import load_config
+    from kubeinit.identity import resolve_identity
 
     root: Path = args.root
     config_path = args.config
@@ -231,8 +287,12 @@ def _join_command(args: argparse.Namespace, debug: bool) -> int:
         config_path = paths.under(root, paths.NODE_CONFIG)
     config = load_config(config_path)
     identity = resolve_identity(config, **_boot_identity_sources(None, root))
-    ctx = InitContext(config=config, root=root, identity=identity,
-                      start_time=datetime.datetime.now(datetime.UTC).replace(microsecond=0))
+    ctx = InitContext(
+        config=config,
+        root=root,
+        identity=identity,
+        start_time=datetime.datetime.now(datetime.UTC).replace(microsecond=0),
+    )
     try:
         if args.refresh:
             joincmd.refresh(ctx, Reporter(debug=debug))

@@ -49,13 +49,13 @@ class InitContext:
     def local_api_server(self) -> str:
         """https://<advertiseAddress>:<bindPort>: kubeadm points its own clients here
         (kubeconfigutil.PointKubeConfigToLocalAPIEndpoint), not at controlPlaneEndpoint."""
-        return "https://" + join_host_port(self.identity.advertise_address,
-                                           self.config.init.local_api_endpoint.bind_port)
+        return "https://" + join_host_port(
+            self.identity.advertise_address, self.config.init.local_api_endpoint.bind_port
+        )
 
-    def kubeconfig_client(self, node_path: PurePosixPath | str, *,
-                          local: bool = True) -> Client:
+    def kubeconfig_client(self, node_path: PurePosixPath | str, *, local: bool = True) -> Client:
         """A client with the identity of a kubeconfig under the root (not cached)."""
-        from firstboot.apiclient import Client, load_kubeconfig  # noqa: PLC0415 - deferred
+        from firstboot.apiclient import Client, load_kubeconfig
 
         creds = load_kubeconfig(self.path(node_path), self.root)
         return Client(creds, server=self.local_api_server if local else None)
@@ -72,13 +72,17 @@ class InitContext:
         admin.conf may not create it yet), exactly as kubeadm's initData.Client() does through
         EnsureAdminClusterRoleBinding."""
         if "admin" not in self._clients:
-            from firstboot.apiclient import ensure_admin_binding  # noqa: PLC0415 - deferred
+            from firstboot.apiclient import ensure_admin_binding
 
             admin = self.admin_client()
             super_conf = self.path(paths.SUPER_ADMIN_CONF)
             created = ensure_admin_binding(
-                admin, lambda: self.kubeconfig_client(paths.SUPER_ADMIN_CONF)
-                if super_conf.exists() else None, self.api_timeout)
+                admin,
+                lambda: (
+                    self.kubeconfig_client(paths.SUPER_ADMIN_CONF) if super_conf.exists() else None
+                ),
+                self.api_timeout,
+            )
             if created:
                 self.notes.append(created)
             self._clients["admin"] = admin

@@ -34,13 +34,14 @@ def _read(path: Path) -> dict[str, Any] | None:
             raise ValueError(f"schema {data.get('schema')!r} is not {SCHEMA}")
         return dict(data)
     except (OSError, ValueError, AttributeError) as e:
-        raise StateUnreadable(f"{path}: unreadable ({type(e).__name__})",
-                              hint="remove it to mint new secrets on the next run") from None
+        raise StateUnreadable(
+            f"{path}: unreadable ({type(e).__name__})",
+            hint="remove it to mint new secrets on the next run",
+        ) from None
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    write_file(path, json.dumps({"schema": SCHEMA, **data}, indent=2) + "\n", 0o600,
-               dir_mode=0o700)
+    write_file(path, json.dumps({"schema": SCHEMA, **data}, indent=2) + "\n", 0o600, dir_mode=0o700)
 
 
 def _register(t: Token) -> Token:
@@ -80,23 +81,38 @@ def load_uploaded(root: Path) -> UploadedCerts | None:
     key = str(data["key"])
     register_secret(key)
     proxy = data.get("proxyToken")
-    return UploadedCerts(key=key, proxy_token=_register(Token.from_json(proxy)) if proxy else None,
-                         uploaded=bool(data.get("uploaded")))
+    return UploadedCerts(
+        key=key,
+        proxy_token=_register(Token.from_json(proxy)) if proxy else None,
+        uploaded=bool(data.get("uploaded")),
+    )
 
 
 def save_uploaded(root: Path, u: UploadedCerts) -> None:
     register_secret(u.key)
     if u.proxy_token:
         _register(u.proxy_token)
-    _write(paths.under(root, paths.UPLOADED_CERTS), {
-        "key": u.key, "proxyToken": u.proxy_token.to_json() if u.proxy_token else None,
-        "uploaded": u.uploaded,
-        "expires": rfc3339(u.expires) if u.expires else None})
+    _write(
+        paths.under(root, paths.UPLOADED_CERTS),
+        {
+            "key": u.key,
+            "proxyToken": u.proxy_token.to_json() if u.proxy_token else None,
+            "uploaded": u.uploaded,
+            "expires": rfc3339(u.expires) if u.expires else None,
+        },
+    )
 
 
 def expired(t: Token, now: datetime.datetime, margin: datetime.timedelta) -> bool:
     return t.expires is not None and t.expires - margin <= now
 
 
-__all__ = ["UploadedCerts", "expired", "load_tokens", "load_uploaded", "parse_rfc3339",
-           "save_tokens", "save_uploaded"]
+__all__ = [
+    "UploadedCerts",
+    "expired",
+    "load_tokens",
+    "load_uploaded",
+    "parse_rfc3339",
+    "save_tokens",
+    "save_uploaded",
+]

@@ -21,8 +21,8 @@ from kubeinit.errors import PhaseFailed
 
 
 def refresh(ctx: InitContext, reporter: Reporter) -> None:
-    from firstboot.phases.show_join_command import write_join_files  # noqa: PLC0415 - deferred
-    from firstboot.phases.upload_certs import upload  # noqa: PLC0415 - deferred
+    from firstboot.phases.show_join_command import write_join_files
+    from firstboot.phases.upload_certs import upload
 
     client = ctx.client()
     now = datetime.datetime.now(datetime.UTC)
@@ -35,8 +35,10 @@ def refresh(ctx: InitContext, reporter: Reporter) -> None:
     uploaded = upload(ctx, refresh=True)
     ctx.notes.clear()
     info = write_join_files(ctx)
-    reporter.join_refreshed(rfc3339(info.token_expires) if info.token_expires else "never",
-                            rfc3339(uploaded.expires) if uploaded.expires else "never")
+    reporter.join_refreshed(
+        rfc3339(info.token_expires) if info.token_expires else "never",
+        rfc3339(uploaded.expires) if uploaded.expires else "never",
+    )
 
 
 def show(ctx: InitContext, *, control_plane: bool) -> str:
@@ -45,25 +47,33 @@ def show(ctx: InitContext, *, control_plane: bool) -> str:
     try:
         info = json.loads(info_file.read_text())
     except FileNotFoundError:
-        raise PhaseFailed(f"{info_file} does not exist: first boot has not written the join"
-                          " commands yet", hint="see `kubeinit status`") from None
+        raise PhaseFailed(
+            f"{info_file} does not exist: first boot has not written the join commands yet",
+            hint="see `kubeinit status`",
+        ) from None
     except (OSError, ValueError) as e:
-        raise PhaseFailed(f"{info_file}: unreadable ({type(e).__name__})",
-                          hint="rewrite it with `kubeinit join-command --refresh`") from None
+        raise PhaseFailed(
+            f"{info_file}: unreadable ({type(e).__name__})",
+            hint="rewrite it with `kubeinit join-command --refresh`",
+        ) from None
     for key in ("token", "certificateKey"):
         if info.get(key):
             register_secret(str(info[key]))
     now = datetime.datetime.now(datetime.UTC)
     expiry_key = "certificateKeyExpires" if control_plane else "tokenExpires"
     if control_plane and not info.get("certificateKey"):
-        raise PhaseFailed("no certificates were uploaded for a control-plane join",
-                          hint="kubeinit join-command --control-plane --refresh")
+        raise PhaseFailed(
+            "no certificates were uploaded for a control-plane join",
+            hint="kubeinit join-command --control-plane --refresh",
+        )
     for key in ("tokenExpires", expiry_key):
         if info.get(key) and parse_rfc3339(info[key]) <= now:
             what = "bootstrap token" if key == "tokenExpires" else "uploaded certificates"
-            raise PhaseFailed(f"the {what} expired at {info[key]}",
-                              hint="kubeinit join-command --refresh"
-                              + (" --control-plane" if control_plane else ""))
+            raise PhaseFailed(
+                f"the {what} expired at {info[key]}",
+                hint="kubeinit join-command --refresh"
+                + (" --control-plane" if control_plane else ""),
+            )
     f = ctx.path(paths.JOIN_COMMAND_CONTROL_PLANE if control_plane else paths.JOIN_COMMAND)
     try:
         lines = f.read_text().splitlines()

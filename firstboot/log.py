@@ -67,7 +67,7 @@ class Reporter:
         self._cpu_started: dict[str, float] = {}
         if JOURNAL_SOCKET.exists() and not os.environ.get("KUBEINIT_NO_JOURNAL"):
             try:
-                from systemd import journal  # python3-systemd on the image  # noqa: PLC0415 - deferred
+                from systemd import journal  # python3-systemd on the image
 
                 self._journal = journal
             except ImportError:
@@ -90,16 +90,22 @@ class Reporter:
     def warn(self, text: str, phase: str = "") -> None:
         self.info(f"WARNING: {text}", phase)
 
-    def send(self, message: str, message_id: str, priority: int = PRIORITY_INFO,
-             **fields: str) -> None:
+    def send(
+        self, message: str, message_id: str, priority: int = PRIORITY_INFO, **fields: str
+    ) -> None:
         """A structured journal record (dropped when there is no journald)."""
         if self._journal is None:
             return
         clean = {k: redact(v) for k, v in fields.items() if v != ""}
         # journald went away: the stderr line is still there
         with contextlib.suppress(OSError):
-            self._journal.send(redact(message), MESSAGE_ID=message_id,
-                               PRIORITY=str(priority), SYSLOG_IDENTIFIER="kubeinit", **clean)
+            self._journal.send(
+                redact(message),
+                MESSAGE_ID=message_id,
+                PRIORITY=str(priority),
+                SYSLOG_IDENTIFIER="kubeinit",
+                **clean,
+            )
 
     def phase_started(self, phase: str) -> None:
         _phase["current"] = phase
@@ -112,29 +118,51 @@ class Reporter:
 
     def phase_finished(self, phase: str, duration: float, note: str = "") -> None:
         self.info(f"finished in {duration:.2f}s{' (' + note + ')' if note else ''}", phase)
-        self.send(f"phase {phase} finished in {duration:.2f}s", MESSAGE_ID_PHASE_FINISHED,
-                  KUBEINIT_PHASE=phase, KUBEINIT_RESULT="done",
-                  KUBEINIT_DURATION=f"{duration:.3f}", KUBEINIT_CPU=self._cpu(phase),
-                  KUBEINIT_NOTE=note)
+        self.send(
+            f"phase {phase} finished in {duration:.2f}s",
+            MESSAGE_ID_PHASE_FINISHED,
+            KUBEINIT_PHASE=phase,
+            KUBEINIT_RESULT="done",
+            KUBEINIT_DURATION=f"{duration:.3f}",
+            KUBEINIT_CPU=self._cpu(phase),
+            KUBEINIT_NOTE=note,
+        )
 
     def phase_failed(self, phase: str, duration: float, error: str, hint: str) -> None:
         self.info(f"failed after {duration:.2f}s: {error}", phase)
         if hint:
             self.info(f"hint: {hint}", phase)
-        self.send(f"phase {phase} failed: {error}", MESSAGE_ID_PHASE_FAILED, PRIORITY_ERR,
-                  KUBEINIT_PHASE=phase, KUBEINIT_RESULT="failed",
-                  KUBEINIT_DURATION=f"{duration:.3f}", KUBEINIT_CPU=self._cpu(phase),
-                  KUBEINIT_ERROR=error, KUBEINIT_HINT=hint)
+        self.send(
+            f"phase {phase} failed: {error}",
+            MESSAGE_ID_PHASE_FAILED,
+            PRIORITY_ERR,
+            KUBEINIT_PHASE=phase,
+            KUBEINIT_RESULT="failed",
+            KUBEINIT_DURATION=f"{duration:.3f}",
+            KUBEINIT_CPU=self._cpu(phase),
+            KUBEINIT_ERROR=error,
+            KUBEINIT_HINT=hint,
+        )
 
     def init_complete(self, duration: float) -> None:
         self.info(f"kubeinit init complete in {duration:.2f}s")
-        self.send(f"kubeinit init complete in {duration:.2f}s", MESSAGE_ID_INIT_COMPLETE,
-                  KUBEINIT_RESULT="complete", KUBEINIT_DURATION=f"{duration:.3f}",
-                  KUBEINIT_CPU=f"{time.process_time():.3f}")
+        self.send(
+            f"kubeinit init complete in {duration:.2f}s",
+            MESSAGE_ID_INIT_COMPLETE,
+            KUBEINIT_RESULT="complete",
+            KUBEINIT_DURATION=f"{duration:.3f}",
+            KUBEINIT_CPU=f"{time.process_time():.3f}",
+        )
 
     def join_refreshed(self, token_expires: str, certs_expire: str) -> None:
-        self.info(f"join commands refreshed: token expires {token_expires}, uploaded"
-                  f" certificates expire {certs_expire}")
-        self.send("kubeinit join commands refreshed", MESSAGE_ID_JOIN_REFRESHED,
-                  KUBEINIT_RESULT="refreshed", KUBEINIT_TOKEN_EXPIRES=token_expires,
-                  KUBEINIT_CERTS_EXPIRE=certs_expire)
+        self.info(
+            f"join commands refreshed: token expires {token_expires}, uploaded"
+            f" certificates expire {certs_expire}"
+        )
+        self.send(
+            "kubeinit join commands refreshed",
+            MESSAGE_ID_JOIN_REFRESHED,
+            KUBEINIT_RESULT="refreshed",
+            KUBEINIT_TOKEN_EXPIRES=token_expires,
+            KUBEINIT_CERTS_EXPIRE=certs_expire,
+        )

@@ -18,8 +18,15 @@ from kubeinit.errors import KubeinitError, PhaseFailed, StateUnreadable
 from kubeinit.fs import write_file
 
 
-def run_phases(ctx: InitContext, tree: Sequence[Phase], selected: Sequence[str],
-               reporter: Reporter, *, complete_init: bool, resume: bool) -> None:
+def run_phases(
+    ctx: InitContext,
+    tree: Sequence[Phase],
+    selected: Sequence[str],
+    reporter: Reporter,
+    *,
+    complete_init: bool,
+    resume: bool,
+) -> None:
     """Run `selected` leaf phases. With `resume`, phases the journal records as done are not
     run again (a crashed first boot picks up where it stopped). With `complete_init`, the
     completion stamp is written after the last phase, and a failure writes the failure marker.
@@ -44,8 +51,10 @@ def run_phases(ctx: InitContext, tree: Sequence[Phase], selected: Sequence[str],
             _fail(ctx, state, rec, reporter, path, time.monotonic() - t0, e, complete_init)
             raise
         except Exception as e:
-            err = PhaseFailed(f"internal error in phase {path}: {type(e).__name__}: {e}",
-                              hint="run again with --debug for a traceback and report it")
+            err = PhaseFailed(
+                f"internal error in phase {path}: {type(e).__name__}: {e}",
+                hint="run again with --debug for a traceback and report it",
+            )
             if reporter.debug_enabled:
                 reporter.line(traceback.format_exc())
             _fail(ctx, state, rec, reporter, path, time.monotonic() - t0, err, complete_init)
@@ -62,22 +71,32 @@ def run_phases(ctx: InitContext, tree: Sequence[Phase], selected: Sequence[str],
             write_file(done_stamp(ctx.root), json.dumps(stamp) + "\n", 0o644, dir_mode=0o700)
             failed_marker(ctx.root).unlink(missing_ok=True)
         except OSError as e:
-            raise StateUnreadable(f"cannot write the completion stamp {done_stamp(ctx.root)}:"
-                                  f" {e}", hint="check the disk; first boot will run again"
-                                  " until the stamp exists") from e
+            raise StateUnreadable(
+                f"cannot write the completion stamp {done_stamp(ctx.root)}: {e}",
+                hint="check the disk; first boot will run again until the stamp exists",
+            ) from e
         reporter.init_complete(time.monotonic() - started_all)
 
 
-def _fail(ctx: InitContext, state: State, rec: PhaseRecord, reporter: Reporter, path: str,
-          duration: float, err: KubeinitError, complete_init: bool) -> None:
+def _fail(
+    ctx: InitContext,
+    state: State,
+    rec: PhaseRecord,
+    reporter: Reporter,
+    path: str,
+    duration: float,
+    err: KubeinitError,
+    complete_init: bool,
+) -> None:
     rec.result, rec.duration = Result.FAILED, round(duration, 4)
     rec.error, rec.hint = err.message, err.hint
     state.save()
     reporter.phase_failed(path, duration, err.message, err.hint)
     if complete_init:
         marker = {"phase": path, "error": err.message, "hint": err.hint, "time": now_iso()}
-        write_file(failed_marker(ctx.root), json.dumps(marker, indent=2) + "\n", 0o644,
-                   dir_mode=0o700)
+        write_file(
+            failed_marker(ctx.root), json.dumps(marker, indent=2) + "\n", 0o644, dir_mode=0o700
+        )
 
 
 def _fault_point(path: str) -> None:

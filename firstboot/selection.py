@@ -35,14 +35,17 @@ def check_names(tree: Sequence[Phase], names: Iterable[str], what: str) -> list[
     for raw in names:
         name = _normalise(raw)
         if name not in paths:
-            raise InvalidInput(f"{what}: unknown phase {raw!r}",
-                               hint="known phases: " + ", ".join(known_paths(tree)))
+            raise InvalidInput(
+                f"{what}: unknown phase {raw!r}",
+                hint="known phases: " + ", ".join(known_paths(tree)),
+            )
         out.append(name)
     return out
 
 
-def select(tree: Sequence[Phase], *, only: str | None = None,
-           skip: Iterable[str] = ()) -> list[str]:
+def select(
+    tree: Sequence[Phase], *, only: str | None = None, skip: Iterable[str] = ()
+) -> list[str]:
     """Leaf paths to run, in tree order.
 
     `only` is a phase path (`certs`, `certs/ca`, `certs/all`); `skip` lists phase paths, and

@@ -59,21 +59,27 @@ class State:
             if data.get("schema") != SCHEMA:
                 raise StateUnreadable(
                     f"{st.file}: state journal schema {data.get('schema')!r} is not {SCHEMA}",
-                    hint="this kubeinit is older or newer than the one that wrote it")
+                    hint="this kubeinit is older or newer than the one that wrote it",
+                )
             st.phases = {k: PhaseRecord(**v) for k, v in data["phases"].items()}
         except StateUnreadable:
             raise
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StateUnreadable(f"{st.file}: state journal unreadable: {e}",
-                                  hint="inspect it; remove it only to restart the phases from"
-                                  " scratch (existing keys and CAs are reused)") from None
+            raise StateUnreadable(
+                f"{st.file}: state journal unreadable: {e}",
+                hint="inspect it; remove it only to restart the phases from"
+                " scratch (existing keys and CAs are reused)",
+            ) from None
         return st
 
     def save(self) -> None:
-        data: dict[str, Any] = {"schema": SCHEMA,
-                                "phases": {k: vars(v) for k, v in self.phases.items()}}
-        write_file(self.file, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600,
-                   dir_mode=0o700)
+        data: dict[str, Any] = {
+            "schema": SCHEMA,
+            "phases": {k: vars(v) for k, v in self.phases.items()},
+        }
+        write_file(
+            self.file, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600, dir_mode=0o700
+        )
 
     def is_done(self, phase: str) -> bool:
         rec = self.phases.get(phase)

@@ -22,8 +22,8 @@ from kubeinit import paths
 
 def _register_saved_secrets(root: Path) -> None:
     """Load the saved secrets only so that redact() knows them; unreadable files are fine."""
-    from firstboot.credentials import load_tokens, load_uploaded  # noqa: PLC0415 - deferred
-    from kubeinit.errors import KubeinitError  # noqa: PLC0415 - deferred
+    from firstboot.credentials import load_tokens, load_uploaded
+    from kubeinit.errors import KubeinitError
 
     for load in (load_tokens, load_uploaded):
         with contextlib.suppress(KubeinitError, OSError, KeyError, ValueError):
@@ -36,12 +36,15 @@ def _join_summary(root: Path) -> dict[str, Any] | None:
         data = json.loads(f.read_text())
     except (OSError, ValueError):
         return None
-    return {"worker": str(paths.JOIN_COMMAND),
-            "controlPlane": str(paths.JOIN_COMMAND_CONTROL_PLANE)
-            if data.get("certificateKey") else None,
-            "tokenExpires": data.get("tokenExpires"),
-            "certificateKeyExpires": data.get("certificateKeyExpires"),
-            "server": data.get("server")}
+    return {
+        "worker": str(paths.JOIN_COMMAND),
+        "controlPlane": str(paths.JOIN_COMMAND_CONTROL_PLANE)
+        if data.get("certificateKey")
+        else None,
+        "tokenExpires": data.get("tokenExpires"),
+        "certificateKeyExpires": data.get("certificateKeyExpires"),
+        "server": data.get("server"),
+    }
 
 
 def collect(root: Path, tree: Sequence[Phase]) -> dict[str, Any]:
@@ -56,10 +59,16 @@ def collect(root: Path, tree: Sequence[Phase]) -> dict[str, Any]:
     rows = []
     for path, _ in leaves(tree):
         rec = state.phases.get(path)
-        rows.append({"phase": path, "result": rec.result if rec else "pending",
-                     "started": rec.started if rec else None,
-                     "duration": rec.duration if rec else None,
-                     "error": rec.error if rec else "", "hint": rec.hint if rec else ""})
+        rows.append(
+            {
+                "phase": path,
+                "result": rec.result if rec else "pending",
+                "started": rec.started if rec else None,
+                "duration": rec.duration if rec else None,
+                "error": rec.error if rec else "",
+                "hint": rec.hint if rec else "",
+            }
+        )
     stamp = done_stamp(root)
     finished = None
     if stamp.exists():
@@ -67,8 +76,13 @@ def collect(root: Path, tree: Sequence[Phase]) -> dict[str, Any]:
             finished = json.loads(stamp.read_text())
         except (OSError, ValueError):
             finished = {}
-    return {"complete": stamp.exists(), "finished": finished, "failed": failure,
-            "phases": rows, "join": _join_summary(root)}
+    return {
+        "complete": stamp.exists(),
+        "finished": finished,
+        "failed": failure,
+        "phases": rows,
+        "join": _join_summary(root),
+    }
 
 
 def render_text(s: dict[str, Any]) -> str:
@@ -95,10 +109,14 @@ def render_text(s: dict[str, Any]) -> str:
     if j:
         out.append(f"join: {j['worker']} (token expires {j['tokenExpires'] or 'never'})")
         if j["controlPlane"]:
-            out.append(f"      {j['controlPlane']} (uploaded certificates expire"
-                       f" {j['certificateKeyExpires']})")
-        out.append("      print them with `kubeinit join-command`; renew with"
-                   " `kubeinit join-command --refresh`")
+            out.append(
+                f"      {j['controlPlane']} (uploaded certificates expire"
+                f" {j['certificateKeyExpires']})"
+            )
+        out.append(
+            "      print them with `kubeinit join-command`; renew with"
+            " `kubeinit join-command --refresh`"
+        )
     return "\n".join(out)
 
 

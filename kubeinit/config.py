@@ -77,6 +77,7 @@ class PathType(StrEnum):
 
 # --- v1beta4 types -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Arg:
     name: str = ""
@@ -174,7 +175,8 @@ class ClusterConfiguration:
     encryption_algorithm: EncryptionAlgorithm = EncryptionAlgorithm.RSA_2048
     certificate_validity_period: datetime.timedelta = CERTIFICATE_VALIDITY
     ca_certificate_validity_period: datetime.timedelta = field(
-        default=CA_CERTIFICATE_VALIDITY, metadata=key("caCertificateValidityPeriod"))
+        default=CA_CERTIFICATE_VALIDITY, metadata=key("caCertificateValidityPeriod")
+    )
 
 
 @dataclass(frozen=True)
@@ -223,11 +225,14 @@ class Timeouts:
     control_plane_component_health_check: datetime.timedelta = datetime.timedelta(minutes=4)
     kubelet_health_check: datetime.timedelta = datetime.timedelta(minutes=4)
     kubernetes_api_call: datetime.timedelta = field(
-        default=datetime.timedelta(minutes=1), metadata=key("kubernetesAPICall"))
+        default=datetime.timedelta(minutes=1), metadata=key("kubernetesAPICall")
+    )
     etcd_api_call: datetime.timedelta = field(
-        default=datetime.timedelta(minutes=2), metadata=key("etcdAPICall"))
+        default=datetime.timedelta(minutes=2), metadata=key("etcdAPICall")
+    )
     tls_bootstrap: datetime.timedelta = field(
-        default=datetime.timedelta(minutes=5), metadata=key("tlsBootstrap"))
+        default=datetime.timedelta(minutes=5), metadata=key("tlsBootstrap")
+    )
     discovery: datetime.timedelta = datetime.timedelta(minutes=5)
     upgrade_manifests: datetime.timedelta = datetime.timedelta(minutes=5)
 
@@ -237,8 +242,7 @@ class InitConfiguration:
     bootstrap_tokens: tuple[BootstrapToken, ...] = ()
     dry_run: bool = False
     node_registration: NodeRegistration = NodeRegistration()
-    local_api_endpoint: APIEndpoint = field(default=APIEndpoint(),
-                                            metadata=key("localAPIEndpoint"))
+    local_api_endpoint: APIEndpoint = field(default=APIEndpoint(), metadata=key("localAPIEndpoint"))
     certificate_key: str = field(default="", repr=False)
     skip_phases: tuple[str, ...] = ()
     patches: Patches | None = None
@@ -273,6 +277,7 @@ class Config:
 
 # --- loading --------------------------------------------------------------------------------
 
+
 def load_config(path: Path | None) -> Config:
     """Read, default and validate a kubeadm config file (or the defaults when `path` is None)."""
     if path is None:
@@ -281,15 +286,18 @@ def load_config(path: Path | None) -> Config:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise InvalidInput(f"{source}: no such file",
-                           hint="pass --config with a kubeadm v1beta4 config file") from None
+        raise InvalidInput(
+            f"{source}: no such file", hint="pass --config with a kubeadm v1beta4 config file"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidInput(f"{source}: cannot read: {e}") from None
     return parse_config(text, source=source)
 
 
-GENERIC_HINT = ("see kubeadm's v1beta4 configuration reference; `kubeadm config print"
-                " init-defaults` prints a valid file")
+GENERIC_HINT = (
+    "see kubeadm's v1beta4 configuration reference; `kubeadm config print"
+    " init-defaults` prints a valid file"
+)
 
 
 def parse_config(text: str, *, source: str = "<config>") -> Config:
@@ -299,8 +307,7 @@ def parse_config(text: str, *, source: str = "<config>") -> Config:
         return _parse_config(text, source)
     except InvalidInput as e:
         # keys and values from the file may hold line breaks or control characters
-        raise InvalidInput(_printable(e.message), hint=_printable(e.hint or GENERIC_HINT)
-                           ) from None
+        raise InvalidInput(_printable(e.message), hint=_printable(e.hint or GENERIC_HINT)) from None
 
 
 def _printable(text: str) -> str:
@@ -314,29 +321,37 @@ def _parse_config(text: str, source: str) -> Config:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise InvalidInput(f"{source}:{where}: malformed YAML: {problem}",
-                           hint="check indentation and quoting") from None
+        raise InvalidInput(
+            f"{source}:{where}: malformed YAML: {problem}", hint="check indentation and quoting"
+        ) from None
     by_kind: dict[str, Mapping[str, Any]] = {}
     for i, doc in enumerate(docs):
         where = f"{source}: document {i + 1}"
         if not isinstance(doc, Mapping):
             raise InvalidInput(f"{where}: expected a mapping with apiVersion and kind")
         api, kind = doc.get("apiVersion"), doc.get("kind")
-        expected = {"InitConfiguration": KUBEADM_API, "ClusterConfiguration": KUBEADM_API,
-                    "KubeletConfiguration": KUBELET_API, "KubeProxyConfiguration": KUBEPROXY_API}
+        expected = {
+            "InitConfiguration": KUBEADM_API,
+            "ClusterConfiguration": KUBEADM_API,
+            "KubeletConfiguration": KUBELET_API,
+            "KubeProxyConfiguration": KUBEPROXY_API,
+        }
         if not isinstance(kind, str) or kind not in expected:
             raise InvalidInput(
                 f"{where}: unknown kind {kind!r}",
-                hint="accepted kinds: " + ", ".join(expected)
-                + " (JoinConfiguration is for worker images, not control-plane init)")
+                hint="accepted kinds: "
+                + ", ".join(expected)
+                + " (JoinConfiguration is for worker images, not control-plane init)",
+            )
         if api != expected[kind]:
             hint = f"use apiVersion: {expected[kind]}"
             if api in OLD_KUBEADM_APIS:
                 hint += " (convert older configs with `kubeadm config migrate`)"
             raise InvalidInput(f"{where}: {kind} has unsupported apiVersion {api!r}", hint=hint)
         if kind in by_kind:
-            raise InvalidInput(f"{where}: a second {kind} document",
-                               hint="give each kind at most once")
+            raise InvalidInput(
+                f"{where}: a second {kind} document", hint="give each kind at most once"
+            )
         by_kind[str(kind)] = doc
     return build_config(by_kind, source=source)
 
@@ -348,38 +363,52 @@ def _body(doc: Mapping[str, Any] | None) -> dict[str, Any]:
 def build_config(by_kind: Mapping[str, Mapping[str, Any]], *, source: str) -> Config:
     try:
         init = schema.decode(InitConfiguration, _body(by_kind.get("InitConfiguration")))
-        cluster = schema.decode(ClusterConfiguration,
-                                _body(by_kind.get("ClusterConfiguration")))
+        cluster = schema.decode(ClusterConfiguration, _body(by_kind.get("ClusterConfiguration")))
     except schema.DecodeError as e:
         raise InvalidInput(f"{source}: {e.path}: {e.message}") from None
     init, cluster, release = _default(init, cluster, source)
     _validate(init, cluster, source, release)
     kubelet = by_kind.get("KubeletConfiguration")
     proxy = by_kind.get("KubeProxyConfiguration")
-    return Config(source=source, init=init, cluster=cluster, release=release,
-                  kubelet=dict(kubelet) if kubelet else None,
-                  kube_proxy=dict(proxy) if proxy else None)
+    return Config(
+        source=source,
+        init=init,
+        cluster=cluster,
+        release=release,
+        kubelet=dict(kubelet) if kubelet else None,
+        kube_proxy=dict(proxy) if proxy else None,
+    )
 
 
-def _default(init: InitConfiguration, cluster: ClusterConfiguration,
-             source: str) -> tuple[InitConfiguration, ClusterConfiguration, Release]:
+def _default(
+    init: InitConfiguration, cluster: ClusterConfiguration, source: str
+) -> tuple[InitConfiguration, ClusterConfiguration, Release]:
     """kubeadm's static and dynamic defaulting that does not depend on the machine."""
     if cluster.etcd.local is None and cluster.etcd.external is None:
         cluster = dataclasses.replace(cluster, etcd=Etcd(local=LocalEtcd()))
     ext = cluster.etcd.external
     if ext is not None and not ext.http_endpoints and ext.endpoints:
         # SetDefaults_ExternalEtcd: httpEndpoints default to a copy of endpoints
-        cluster = dataclasses.replace(cluster, etcd=dataclasses.replace(
-            cluster.etcd, external=dataclasses.replace(ext, http_endpoints=ext.endpoints)))
+        cluster = dataclasses.replace(
+            cluster,
+            etcd=dataclasses.replace(
+                cluster.etcd, external=dataclasses.replace(ext, http_endpoints=ext.endpoints)
+            ),
+        )
     try:
-        release = release_for(cluster.kubernetes_version or None,
-                              cluster.image_repository or DEFAULT_IMAGE_REPOSITORY)
+        release = release_for(
+            cluster.kubernetes_version or None, cluster.image_repository or DEFAULT_IMAGE_REPOSITORY
+        )
     except InvalidInput as e:
         raise InvalidInput(f"{source}: {e.message}", hint=e.hint) from None
     cluster = dataclasses.replace(cluster, kubernetes_version=release.version)
     if init.local_api_endpoint.bind_port == 0:  # SetDefaults_APIEndpoint: 0 means unset
-        init = dataclasses.replace(init, local_api_endpoint=dataclasses.replace(
-            init.local_api_endpoint, bind_port=APIEndpoint.bind_port))
+        init = dataclasses.replace(
+            init,
+            local_api_endpoint=dataclasses.replace(
+                init.local_api_endpoint, bind_port=APIEndpoint.bind_port
+            ),
+        )
     nr = init.node_registration
     cri = nr.cri_socket
     if cri and "://" not in cri:
@@ -394,10 +423,12 @@ def _default(init: InitConfiguration, cluster: ClusterConfiguration,
         if not port:
             cpe = join_host_port(host, init.local_api_endpoint.bind_port)
     cluster = dataclasses.replace(
-        cluster, control_plane_endpoint=cpe,
-        api_server=dataclasses.replace(cluster.api_server,
-                                       cert_sans=tuple(s.lower() for s in
-                                                       cluster.api_server.cert_sans)))
+        cluster,
+        control_plane_endpoint=cpe,
+        api_server=dataclasses.replace(
+            cluster.api_server, cert_sans=tuple(s.lower() for s in cluster.api_server.cert_sans)
+        ),
+    )
     return init, cluster, release
 
 
@@ -411,7 +442,8 @@ _BOOTSTRAP_GROUP = re.compile(r"\Asystem:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]
 _TOKEN_USAGES = ("signing", "authentication")
 _IMAGE_REPO = re.compile(
     r"\A(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z")
+    r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*\Z"
+)
 
 
 def is_dns1123_subdomain(name: str) -> bool:
@@ -420,13 +452,16 @@ def is_dns1123_subdomain(name: str) -> bool:
 
 def validate_node_name(name: str, where: str) -> None:
     if not name:
-        raise InvalidInput(f"{where}: nodeRegistration.name is empty",
-                           hint="set nodeRegistration.name or give the machine a hostname")
+        raise InvalidInput(
+            f"{where}: nodeRegistration.name is empty",
+            hint="set nodeRegistration.name or give the machine a hostname",
+        )
     if not is_dns1123_subdomain(name):
         raise InvalidInput(
             f"{where}: nodeRegistration.name: {name!r} is not a valid node name",
             hint="use lower-case letters, digits, '-' and '.', starting and ending with an"
-            " alphanumeric character (RFC 1123 subdomain, at most 253 characters)")
+            " alphanumeric character (RFC 1123 subdomain, at most 253 characters)",
+        )
 
 
 def validate_advertise_address(address: str, where: str) -> None:
@@ -435,93 +470,122 @@ def validate_advertise_address(address: str, where: str) -> None:
     except ValueError:
         raise InvalidInput(
             f"{where}: localAPIEndpoint.advertiseAddress: {address!r} is not an IP address",
-            hint="give the node's IPv4 or IPv6 address, e.g. 192.168.1.10") from None
+            hint="give the node's IPv4 or IPv6 address, e.g. 192.168.1.10",
+        ) from None
     if ip.is_unspecified or ip.is_multicast:
         raise InvalidInput(
             f"{where}: localAPIEndpoint.advertiseAddress: {address} cannot be advertised",
-            hint="give a unicast address of this node (not 0.0.0.0, :: or multicast)")
+            hint="give a unicast address of this node (not 0.0.0.0, :: or multicast)",
+        )
 
 
-def parse_cidrs(text: str, where: str, fld: str, min_addrs: int) -> list[ipaddress.IPv4Network |
-                                                                         ipaddress.IPv6Network]:
+def parse_cidrs(
+    text: str, where: str, fld: str, min_addrs: int
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     nets = []
     for part in text.split(","):
         try:
             # Go's net.ParseCIDR accepts host bits set; so does strict=False.
             nets.append(ipaddress.ip_network(part.strip(), strict=False))
         except ValueError:
-            raise InvalidInput(f"{where}: {fld}: {text!r} is not a CIDR",
-                               hint="use a network like 10.96.0.0/12, or an IPv4 and an IPv6"
-                               " CIDR separated by a comma") from None
+            raise InvalidInput(
+                f"{where}: {fld}: {text!r} is not a CIDR",
+                hint="use a network like 10.96.0.0/12, or an IPv4 and an IPv6"
+                " CIDR separated by a comma",
+            ) from None
     if len(nets) > 2 or (len(nets) == 2 and nets[0].version == nets[1].version):
-        raise InvalidInput(f"{where}: {fld}: {text!r}: expected one CIDR, or two of different"
-                           " IP families for dual-stack",
-                           hint="e.g. 10.244.0.0/16 or 10.244.0.0/16,fd00:10:244::/56")
+        raise InvalidInput(
+            f"{where}: {fld}: {text!r}: expected one CIDR, or two of different"
+            " IP families for dual-stack",
+            hint="e.g. 10.244.0.0/16 or 10.244.0.0/16,fd00:10:244::/56",
+        )
     for n in nets:
         if n.num_addresses < min_addrs:
-            raise InvalidInput(f"{where}: {fld}: {n} has {n.num_addresses} addresses, the"
-                               f" minimum is {min_addrs}", hint="use a larger subnet")
+            raise InvalidInput(
+                f"{where}: {fld}: {n} has {n.num_addresses} addresses, the minimum is {min_addrs}",
+                hint="use a larger subnet",
+            )
     return nets
 
 
-def _validate(init: InitConfiguration, cluster: ClusterConfiguration, where: str,
-              release: Release) -> None:
+def _validate(
+    init: InitConfiguration, cluster: ClusterConfiguration, where: str, release: Release
+) -> None:
     nr = init.node_registration
     if nr.name:
         validate_node_name(nr.name, where)
     if not nr.cri_socket.startswith("unix://"):
-        raise InvalidInput(f"{where}: nodeRegistration.criSocket: only the unix:// scheme is"
-                           f" supported, got {nr.cri_socket!r}",
-                           hint="e.g. unix:///var/run/containerd/containerd.sock")
+        raise InvalidInput(
+            f"{where}: nodeRegistration.criSocket: only the unix:// scheme is"
+            f" supported, got {nr.cri_socket!r}",
+            hint="e.g. unix:///var/run/containerd/containerd.sock",
+        )
     for i, t in enumerate(init.bootstrap_tokens):
         p = f"bootstrapTokens[{i}]"
         if t.token and not _TOKEN_RE.match(t.token):
             # never echo the token itself
-            raise InvalidInput(f"{where}: {p}.token: the bootstrap token is invalid",
-                               hint=r"a token matches [a-z0-9]{6}\.[a-z0-9]{16}")
+            raise InvalidInput(
+                f"{where}: {p}.token: the bootstrap token is invalid",
+                hint=r"a token matches [a-z0-9]{6}\.[a-z0-9]{16}",
+            )
         for u in t.usages:
             if u not in _TOKEN_USAGES:
-                raise InvalidInput(f"{where}: {p}.usages: unknown usage {u!r}",
-                                   hint="accepted: " + ", ".join(_TOKEN_USAGES))
+                raise InvalidInput(
+                    f"{where}: {p}.usages: unknown usage {u!r}",
+                    hint="accepted: " + ", ".join(_TOKEN_USAGES),
+                )
         if t.groups and "authentication" not in t.usages and t.usages:
-            raise InvalidInput(f"{where}: {p}.groups: token groups need the authentication"
-                               " usage", hint="add 'authentication' to usages")
+            raise InvalidInput(
+                f"{where}: {p}.groups: token groups need the authentication usage",
+                hint="add 'authentication' to usages",
+            )
         for g in t.groups:
             if not _BOOTSTRAP_GROUP.match(g):
-                raise InvalidInput(f"{where}: {p}.groups: {g!r} is not a bootstrap group",
-                                   hint="groups must match system:bootstrappers:[a-z0-9:-]*")
+                raise InvalidInput(
+                    f"{where}: {p}.groups: {g!r} is not a bootstrap group",
+                    hint="groups must match system:bootstrappers:[a-z0-9:-]*",
+                )
         if t.ttl is not None and t.expires:
             raise InvalidInput(f"{where}: {p}: ttl and expires are mutually exclusive")
     if init.local_api_endpoint.advertise_address:
         validate_advertise_address(init.local_api_endpoint.advertise_address, where)
     if not 1 <= init.local_api_endpoint.bind_port <= 65535:
-        raise InvalidInput(f"{where}: localAPIEndpoint.bindPort:"
-                           f" {init.local_api_endpoint.bind_port} is not a valid port",
-                           hint="use a port between 1 and 65535 (default 6443)")
+        raise InvalidInput(
+            f"{where}: localAPIEndpoint.bindPort:"
+            f" {init.local_api_endpoint.bind_port} is not a valid port",
+            hint="use a port between 1 and 65535 (default 6443)",
+        )
     if init.certificate_key:
         try:
             raw = bytes.fromhex(init.certificate_key)
         except ValueError:
             raw = b""
         if len(raw) != 32:
-            raise InvalidInput(f"{where}: certificateKey: not a hex-encoded 32-byte AES key",
-                               hint="generate one with `kubeadm certs certificate-key`")
+            raise InvalidInput(
+                f"{where}: certificateKey: not a hex-encoded 32-byte AES key",
+                hint="generate one with `kubeadm certs certificate-key`",
+            )
     net = cluster.networking
     if not is_dns1123_subdomain(net.dns_domain):
-        raise InvalidInput(f"{where}: networking.dnsDomain: {net.dns_domain!r} is not a valid"
-                           " DNS domain", hint="e.g. cluster.local")
-    service = parse_cidrs(net.service_subnet, where, "networking.serviceSubnet",
-                          MINIMUM_ADDRESSES_IN_SERVICE_SUBNET)
+        raise InvalidInput(
+            f"{where}: networking.dnsDomain: {net.dns_domain!r} is not a valid DNS domain",
+            hint="e.g. cluster.local",
+        )
+    service = parse_cidrs(
+        net.service_subnet, where, "networking.serviceSubnet", MINIMUM_ADDRESSES_IN_SERVICE_SUBNET
+    )
     for s in service:
         if s.max_prefixlen - s.prefixlen > MAXIMUM_BITS_FOR_SERVICE_SUBNET:
             raise InvalidInput(
                 f"{where}: networking.serviceSubnet: {s} is too large; for {s.max_prefixlen}-bit"
                 " addresses the mask must be >="
                 f" {s.max_prefixlen - MAXIMUM_BITS_FOR_SERVICE_SUBNET}",
-                hint="use e.g. 10.96.0.0/12")
+                hint="use e.g. 10.96.0.0/12",
+            )
     if net.pod_subnet:
-        pods = parse_cidrs(net.pod_subnet, where, "networking.podSubnet",
-                           MINIMUM_ADDRESSES_IN_POD_SUBNET)
+        pods = parse_cidrs(
+            net.pod_subnet, where, "networking.podSubnet", MINIMUM_ADDRESSES_IN_POD_SUBNET
+        )
         if arg_value(cluster.controller_manager.extra_args, "allocate-node-cidrs") != "false":
             for pod in pods:
                 _check_node_mask(pod, cluster, where)
@@ -532,62 +596,85 @@ def _validate(init: InitConfiguration, cluster: ClusterConfiguration, where: str
                         f"{where}: networking.podSubnet {pod} overlaps"
                         f" networking.serviceSubnet {s}",
                         hint="pods and services need disjoint ranges, e.g. 10.244.0.0/16 and"
-                        " 10.96.0.0/12")
-    for fld, comp in (("apiServer", cluster.api_server),
-                      ("controllerManager", cluster.controller_manager),
-                      ("scheduler", cluster.scheduler)):
+                        " 10.96.0.0/12",
+                    )
+    for fld, comp in (
+        ("apiServer", cluster.api_server),
+        ("controllerManager", cluster.controller_manager),
+        ("scheduler", cluster.scheduler),
+    ):
         _validate_args(comp.extra_args, where, f"{fld}.extraArgs")
     _validate_args(nr.kubelet_extra_args, where, "nodeRegistration.kubeletExtraArgs")
     _validate_sans(cluster.api_server.cert_sans, where, "apiServer.certSANs")
     if not cluster.certificates_dir.startswith("/"):
-        raise InvalidInput(f"{where}: certificatesDir: {cluster.certificates_dir!r} is not an"
-                           " absolute path", hint="e.g. /etc/kubernetes/pki")
+        raise InvalidInput(
+            f"{where}: certificatesDir: {cluster.certificates_dir!r} is not an absolute path",
+            hint="e.g. /etc/kubernetes/pki",
+        )
     for gate in cluster.feature_gates:
         known = release.major_minor.feature_gates
         if gate not in known:
-            raise InvalidInput(f"{where}: featureGates: {gate} is not a kubeadm feature gate",
-                               hint=f"kubeadm {release.version} knows: " + ", ".join(known))
+            raise InvalidInput(
+                f"{where}: featureGates: {gate} is not a kubeadm feature gate",
+                hint=f"kubeadm {release.version} knows: " + ", ".join(known),
+            )
     if cluster.control_plane_endpoint:
-        split_host_port(cluster.control_plane_endpoint,
-                        field_name=f"{where}: controlPlaneEndpoint")
-    for fld, repo in (("imageRepository", cluster.image_repository),
-                      ("dns.imageRepository", cluster.dns.image_repository),
-                      ("etcd.local.imageRepository",
-                       cluster.etcd.local.image_repository if cluster.etcd.local else "")):
+        split_host_port(cluster.control_plane_endpoint, field_name=f"{where}: controlPlaneEndpoint")
+    for fld, repo in (
+        ("imageRepository", cluster.image_repository),
+        ("dns.imageRepository", cluster.dns.image_repository),
+        (
+            "etcd.local.imageRepository",
+            cluster.etcd.local.image_repository if cluster.etcd.local else "",
+        ),
+    ):
         if repo and not _IMAGE_REPO.match(repo):
-            raise InvalidInput(f"{where}: {fld}: {repo!r} is not an image repository",
-                               hint="e.g. registry.k8s.io or registry.example.com:5000/k8s")
+            raise InvalidInput(
+                f"{where}: {fld}: {repo!r} is not an image repository",
+                hint="e.g. registry.k8s.io or registry.example.com:5000/k8s",
+            )
     _validate_etcd(cluster.etcd, where)
-    for fld, period in (("certificateValidityPeriod", cluster.certificate_validity_period),
-                        ("caCertificateValidityPeriod", cluster.ca_certificate_validity_period)):
+    for fld, period in (
+        ("certificateValidityPeriod", cluster.certificate_validity_period),
+        ("caCertificateValidityPeriod", cluster.ca_certificate_validity_period),
+    ):
         if period.total_seconds() <= 0:
-            raise InvalidInput(f"{where}: {fld}: must be a positive duration",
-                               hint="e.g. 8760h0m0s")
+            raise InvalidInput(
+                f"{where}: {fld}: must be a positive duration", hint="e.g. 8760h0m0s"
+            )
 
 
-def _check_node_mask(pod: ipaddress.IPv4Network | ipaddress.IPv6Network,
-                     cluster: ClusterConfiguration, where: str) -> None:
+def _check_node_mask(
+    pod: ipaddress.IPv4Network | ipaddress.IPv6Network, cluster: ClusterConfiguration, where: str
+) -> None:
     flag = "node-cidr-mask-size-ipv6" if pod.version == 6 else "node-cidr-mask-size-ipv4"
     raw = arg_value(cluster.controller_manager.extra_args, flag)
     try:
         node_mask = int(raw) if raw else (64 if pod.version == 6 else 24)
     except ValueError:
-        raise InvalidInput(f"{where}: controllerManager.extraArgs: {flag}={raw!r} is not an"
-                           " integer") from None
+        raise InvalidInput(
+            f"{where}: controllerManager.extraArgs: {flag}={raw!r} is not an integer"
+        ) from None
     if pod.prefixlen > node_mask:
-        raise InvalidInput(f"{where}: networking.podSubnet: {pod} is smaller than one node's"
-                           f" /{node_mask}", hint=f"use a pod subnet of /{node_mask} or larger")
+        raise InvalidInput(
+            f"{where}: networking.podSubnet: {pod} is smaller than one node's /{node_mask}",
+            hint=f"use a pod subnet of /{node_mask} or larger",
+        )
     if node_mask - pod.prefixlen > POD_SUBNET_NODE_MASK_MAX_DIFF:
-        raise InvalidInput(f"{where}: networking.podSubnet: {pod}: mask and node mask"
-                           f" /{node_mask} differ by more than {POD_SUBNET_NODE_MASK_MAX_DIFF}",
-                           hint=f"set controllerManager.extraArgs {flag}")
+        raise InvalidInput(
+            f"{where}: networking.podSubnet: {pod}: mask and node mask"
+            f" /{node_mask} differ by more than {POD_SUBNET_NODE_MASK_MAX_DIFF}",
+            hint=f"set controllerManager.extraArgs {flag}",
+        )
 
 
 def _validate_args(args: tuple[Arg, ...], where: str, fld: str) -> None:
     for i, a in enumerate(args):
         if not a.name:
-            raise InvalidInput(f"{where}: {fld}[{i}]: argument has no name",
-                               hint="each entry needs name: and value:")
+            raise InvalidInput(
+                f"{where}: {fld}[{i}]: argument has no name",
+                hint="each entry needs name: and value:",
+            )
 
 
 def _validate_sans(sans: tuple[str, ...], where: str, fld: str) -> None:
@@ -597,9 +684,10 @@ def _validate_sans(sans: tuple[str, ...], where: str, fld: str) -> None:
         try:
             ipaddress.ip_address(san)
         except ValueError:
-            raise InvalidInput(f"{where}: {fld}: {san!r} is not a valid IP address, DNS name or"
-                               " wildcard DNS name", hint="e.g. api.example.com or 10.0.0.5"
-                               ) from None
+            raise InvalidInput(
+                f"{where}: {fld}: {san!r} is not a valid IP address, DNS name or wildcard DNS name",
+                hint="e.g. api.example.com or 10.0.0.5",
+            ) from None
 
 
 def _validate_etcd(etcd: Etcd, where: str) -> None:
@@ -607,26 +695,31 @@ def _validate_etcd(etcd: Etcd, where: str) -> None:
         raise InvalidInput(f"{where}: etcd: local and external are mutually exclusive")
     if etcd.local:
         if not etcd.local.data_dir.startswith("/"):
-            raise InvalidInput(f"{where}: etcd.local.dataDir: {etcd.local.data_dir!r} is not an"
-                               " absolute path", hint="e.g. /var/lib/etcd")
+            raise InvalidInput(
+                f"{where}: etcd.local.dataDir: {etcd.local.data_dir!r} is not an absolute path",
+                hint="e.g. /var/lib/etcd",
+            )
         _validate_sans(etcd.local.server_cert_sans, where, "etcd.local.serverCertSANs")
         _validate_sans(etcd.local.peer_cert_sans, where, "etcd.local.peerCertSANs")
         _validate_args(etcd.local.extra_args, where, "etcd.local.extraArgs")
     if etcd.external:
         ext = etcd.external
         if not ext.endpoints:
-            raise InvalidInput(f"{where}: etcd.external.endpoints: at least one endpoint is"
-                               " required")
+            raise InvalidInput(
+                f"{where}: etcd.external.endpoints: at least one endpoint is required"
+            )
         if bool(ext.cert_file) != bool(ext.key_file):
-            raise InvalidInput(f"{where}: etcd.external: set both certFile and keyFile, or"
-                               " neither")
+            raise InvalidInput(f"{where}: etcd.external: set both certFile and keyFile, or neither")
         if ext.cert_file and not ext.ca_file:
             raise InvalidInput(f"{where}: etcd.external: certFile and keyFile need caFile")
         https = bool(ext.ca_file or ext.cert_file or ext.key_file)
         for url in ext.endpoints:
             if "://" not in url or (https and not url.startswith("https://")):
-                raise InvalidInput(f"{where}: etcd.external.endpoints: {url!r} must be an"
-                                   + (" https://" if https else "") + " URL")
+                raise InvalidInput(
+                    f"{where}: etcd.external.endpoints: {url!r} must be an"
+                    + (" https://" if https else "")
+                    + " URL"
+                )
 
 
 def arg_value(args: tuple[Arg, ...], name: str) -> str | None:
@@ -644,7 +737,7 @@ def split_host_port(endpoint: str, *, field_name: str) -> tuple[str, str]:
         close = endpoint.find("]")
         if close < 0:
             raise InvalidInput(f"{field_name}: {endpoint!r} is not a valid endpoint")
-        host, rest = endpoint[1:close], endpoint[close + 1:]
+        host, rest = endpoint[1:close], endpoint[close + 1 :]
         if rest:
             if not rest.startswith(":"):
                 raise InvalidInput(f"{field_name}: {endpoint!r} is not a valid endpoint")
@@ -652,17 +745,20 @@ def split_host_port(endpoint: str, *, field_name: str) -> tuple[str, str]:
     elif endpoint.count(":") == 1:
         host, port = endpoint.split(":")
     if port and (not port.isdigit() or not 0 < int(port) < 65536):
-        raise InvalidInput(f"{field_name}: {endpoint!r} has an invalid port",
-                           hint="use host or host:port, e.g. api.example.com:6443")
+        raise InvalidInput(
+            f"{field_name}: {endpoint!r} has an invalid port",
+            hint="use host or host:port, e.g. api.example.com:6443",
+        )
     if not host:
         raise InvalidInput(f"{field_name}: {endpoint!r} has no host")
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if not is_dns1123_subdomain(host.lower()):
-            raise InvalidInput(f"{field_name}: {endpoint!r} is not a valid endpoint",
-                               hint="use an IP address or DNS name, optionally with :port"
-                               ) from None
+            raise InvalidInput(
+                f"{field_name}: {endpoint!r} is not a valid endpoint",
+                hint="use an IP address or DNS name, optionally with :port",
+            ) from None
     return host, port
 
 

@@ -146,7 +146,7 @@ def using_external_ca(root: Path, cert_dir: str) -> bool:
     crt = _resolve_in_root(root, go_join(cert_dir, "ca.crt"))
     if crt is None or exists_on_target(root, go_join(cert_dir, "ca.key")):
         return False
-    from cryptography import x509  # noqa: PLC0415 - heavy; only for a CA without key
+    from cryptography import x509
 
     try:
         cert = x509.load_pem_x509_certificate(crt.read_bytes())

@@ -49,11 +49,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def ensure_dir(path: Path, mode: int) -> None:
-    """Create `path` with `mode` if missing (like Go's os.MkdirAll: an existing dir keeps its mode)."""
-    path.mkdir(parents=True, exist_ok=True, mode=mode)
-
-
 _writes = 0
 
 
@@ -61,7 +56,7 @@ def _fault_point() -> None:
     """Crash tests set KUBEINIT_FAULT_STOP_AT_WRITE=N: the process stops itself (SIGSTOP) with
     the N-th file fsynced under its temporary name but not yet renamed, and the test SIGKILLs
     it there. Costs one environment lookup per write otherwise."""
-    global _writes
+    global _writes  # noqa: PLW0603 - a process-wide counter is the point
     target = os.environ.get("KUBEINIT_FAULT_STOP_AT_WRITE")
     if target is None:
         return

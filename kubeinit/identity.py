@@ -71,8 +71,7 @@ def _ipv4_of(iface: str) -> str | None:
     siocgifaddr = 0x8915
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            res = fcntl.ioctl(s.fileno(), siocgifaddr,
-                              struct.pack("256s", iface.encode()[:15]))
+            res = fcntl.ioctl(s.fileno(), siocgifaddr, struct.pack("256s", iface.encode()[:15]))
         except OSError:
             return None
     return socket.inet_ntoa(res[20:24])
@@ -136,18 +135,21 @@ def _check(key: str, value: str, where: str) -> None:
         try:
             validate_node_name(value, where)
         except InvalidInput as e:
-            raise InvalidInput(f"{where}: {key}={value!r} is not a valid node name",
-                               hint=e.hint) from None
+            raise InvalidInput(
+                f"{where}: {key}={value!r} is not a valid node name", hint=e.hint
+            ) from None
         return
     try:
         validate_advertise_address(value, where)
     except InvalidInput as e:
-        raise InvalidInput(f"{where}: {key}={value!r} is not a usable advertise address",
-                           hint=e.hint) from None
+        raise InvalidInput(
+            f"{where}: {key}={value!r} is not a usable advertise address", hint=e.hint
+        ) from None
 
 
-def boot_overrides(*, cmdline: Path | None = None,
-                   credentials_dir: Path | None = None) -> dict[str, tuple[str, str]]:
+def boot_overrides(
+    *, cmdline: Path | None = None, credentials_dir: Path | None = None
+) -> dict[str, tuple[str, str]]:
     """The identity the boot environment dictates: {key: (value, where)}, the kernel command
     line over systemd credentials. Values are validated here (InvalidInput, exit 2)."""
     found = _read_credentials(credentials_dir)
@@ -157,8 +159,9 @@ def boot_overrides(*, cmdline: Path | None = None,
         except FileNotFoundError:
             text = ""
         except OSError as e:
-            raise InvalidInput(f"{cmdline}: cannot read the kernel command line:"
-                               f" {e.strerror}") from None
+            raise InvalidInput(
+                f"{cmdline}: cannot read the kernel command line: {e.strerror}"
+            ) from None
         for key, value in kernel_cmdline_values(text).items():
             found[key] = (value, f"kernel command line ({cmdline})")
     for key, (value, where) in found.items():
@@ -166,24 +169,33 @@ def boot_overrides(*, cmdline: Path | None = None,
     return found
 
 
-def resolve_identity(config: Config, *, node_name: str | None = None,
-                     advertise_address: str | None = None, cmdline: Path | None = None,
-                     credentials_dir: Path | None = None) -> Identity:
+def resolve_identity(
+    config: Config,
+    *,
+    node_name: str | None = None,
+    advertise_address: str | None = None,
+    cmdline: Path | None = None,
+    credentials_dir: Path | None = None,
+) -> Identity:
     """Explicit overrides, the kernel command line, systemd credentials, the configuration,
     then detection (see the module docstring)."""
     where = config.source
     boot = boot_overrides(cmdline=cmdline, credentials_dir=credentials_dir)
     node_name = node_name or boot.get(KERNEL_NODE_NAME, ("", ""))[0] or None
-    advertise_address = (advertise_address or boot.get(KERNEL_ADVERTISE_ADDRESS, ("", ""))[0]
-                         or None)
+    advertise_address = advertise_address or boot.get(KERNEL_ADVERTISE_ADDRESS, ("", ""))[0] or None
     name = node_name or config.init.node_registration.name or detect_hostname()
     validate_node_name(name, where)
-    address = (advertise_address or config.init.local_api_endpoint.advertise_address
-               or detect_advertise_address())
+    address = (
+        advertise_address
+        or config.init.local_api_endpoint.advertise_address
+        or detect_advertise_address()
+    )
     if not address:
-        raise InvalidInput(f"{where}: no advertise address: none configured and no default"
-                           " route to detect one from",
-                           hint="set localAPIEndpoint.advertiseAddress or"
-                           " kubeinit.advertise-address= on the kernel command line")
+        raise InvalidInput(
+            f"{where}: no advertise address: none configured and no default"
+            " route to detect one from",
+            hint="set localAPIEndpoint.advertiseAddress or"
+            " kubeinit.advertise-address= on the kernel command line",
+        )
     validate_advertise_address(address, where)
     return Identity(node_name=name, advertise_address=address)

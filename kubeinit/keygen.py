@@ -23,10 +23,15 @@ from kubeinit.config import EncryptionAlgorithm
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-RSA_BITS = {EncryptionAlgorithm.RSA_2048: 2048, EncryptionAlgorithm.RSA_3072: 3072,
-            EncryptionAlgorithm.RSA_4096: 4096}
+RSA_BITS = {
+    EncryptionAlgorithm.RSA_2048: 2048,
+    EncryptionAlgorithm.RSA_3072: 3072,
+    EncryptionAlgorithm.RSA_4096: 4096,
+}
 CURVES: dict[EncryptionAlgorithm, type[ec.EllipticCurve]] = {
-    EncryptionAlgorithm.ECDSA_P256: ec.SECP256R1, EncryptionAlgorithm.ECDSA_P384: ec.SECP384R1}
+    EncryptionAlgorithm.ECDSA_P256: ec.SECP256R1,
+    EncryptionAlgorithm.ECDSA_P384: ec.SECP384R1,
+}
 
 
 def generate_key(algorithm: EncryptionAlgorithm) -> PrivateKey:
@@ -81,8 +86,9 @@ class KeyPool:
         self._start_more()
         if job.status != 0 or not job.data:
             return generate_key(self.algorithm)  # a failed helper: make the key here
-        key = serialization.load_der_private_key(bytes(job.data), None,
-                                                 unsafe_skip_rsa_key_validation=True)
+        key = serialization.load_der_private_key(
+            bytes(job.data), None, unsafe_skip_rsa_key_validation=True
+        )
         assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
         return key
 
@@ -132,11 +138,13 @@ class KeyPool:
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
                 der = generate_key(self.algorithm).private_bytes(
-                    serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption())
+                    serialization.Encoding.DER,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
                 view = memoryview(der)
                 while view:
-                    view = view[os.write(write_fd, view):]
+                    view = view[os.write(write_fd, view) :]
                 status = 0
             finally:
                 os._exit(status)

@@ -37,8 +37,14 @@ class KubeconfigSpec:
     @property
     def client_cert(self) -> CertSpec:
         """newClientCertConfigFromKubeConfigSpec: clientAuth only, no SANs."""
-        return CertSpec(name=self.name, base_name="", common_name=self.client_name,
-                        organization=self.organizations, ca_name="ca", usages=(CLIENT_AUTH,))
+        return CertSpec(
+            name=self.name,
+            base_name="",
+            common_name=self.client_name,
+            organization=self.organizations,
+            ca_name="ca",
+            usages=(CLIENT_AUTH,),
+        )
 
 
 def local_endpoint(config: Config, identity: Identity) -> str:
@@ -63,22 +69,44 @@ def kubeconfig_specs(config: Config, identity: Identity) -> tuple[KubeconfigSpec
     cpe = control_plane_endpoint(config, identity)
     local = local_endpoint(config, identity)
     return (
-        KubeconfigSpec("admin", paths.ADMIN_CONF, "kubernetes-admin",
-                       (CLUSTER_ADMINS_GROUP,), cpe),
-        KubeconfigSpec("super-admin", paths.SUPER_ADMIN_CONF, "kubernetes-super-admin",
-                       ("system:masters",), cpe),
-        KubeconfigSpec("kubelet", paths.KUBELET_CONF, f"system:node:{identity.node_name}",
-                       ("system:nodes",), local),
-        KubeconfigSpec("controller-manager", paths.CONTROLLER_MANAGER_CONF,
-                       "system:kube-controller-manager", (), local),
+        KubeconfigSpec("admin", paths.ADMIN_CONF, "kubernetes-admin", (CLUSTER_ADMINS_GROUP,), cpe),
+        KubeconfigSpec(
+            "super-admin",
+            paths.SUPER_ADMIN_CONF,
+            "kubernetes-super-admin",
+            ("system:masters",),
+            cpe,
+        ),
+        KubeconfigSpec(
+            "kubelet",
+            paths.KUBELET_CONF,
+            f"system:node:{identity.node_name}",
+            ("system:nodes",),
+            local,
+        ),
+        KubeconfigSpec(
+            "controller-manager",
+            paths.CONTROLLER_MANAGER_CONF,
+            "system:kube-controller-manager",
+            (),
+            local,
+        ),
         KubeconfigSpec("scheduler", paths.SCHEDULER_CONF, "system:kube-scheduler", (), local),
     )
 
 
 # --- writing -------------------------------------------------------------------------------
 
-def render(*, server: str, cluster_name: str, user: str, ca_pem: bytes, client_cert_pem: bytes,
-           client_key_pem: bytes) -> bytes:
+
+def render(
+    *,
+    server: str,
+    cluster_name: str,
+    user: str,
+    ca_pem: bytes,
+    client_cert_pem: bytes,
+    client_key_pem: bytes,
+) -> bytes:
     """kubeconfigutil.CreateWithCerts serialised by clientcmd.Write: the v1 Config as JSON
     (byte slices base64, empty fields and `preferences` omitted), then YAML via JSONToYAML."""
     context = f"{user}@{cluster_name}"
@@ -89,17 +117,29 @@ def render(*, server: str, cluster_name: str, user: str, ca_pem: bytes, client_c
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": cluster_name, "cluster": {
-            "server": server, "certificate-authority-data": b64(ca_pem)}}],
+        "clusters": [
+            {
+                "name": cluster_name,
+                "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)},
+            }
+        ],
         "contexts": [{"name": context, "context": {"cluster": cluster_name, "user": user}}],
         "current-context": context,
-        "users": [{"name": user, "user": {"client-certificate-data": b64(client_cert_pem),
-                                          "client-key-data": b64(client_key_pem)}}],
+        "users": [
+            {
+                "name": user,
+                "user": {
+                    "client-certificate-data": b64(client_cert_pem),
+                    "client-key-data": b64(client_key_pem),
+                },
+            }
+        ],
     }
     return goyaml.dumps(doc).encode()
 
 
 # --- reading -------------------------------------------------------------------------------
+
 
 def _named(doc: dict[str, Any], key: str, inner: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
@@ -110,8 +150,9 @@ def _named(doc: dict[str, Any], key: str, inner: str) -> dict[str, dict[str, Any
     return out
 
 
-def check_existing(path: Path, expected_cas: list[x509.Certificate], expected_server: str,
-                   root: Path) -> str:
+def check_existing(
+    path: Path, expected_cas: list[x509.Certificate], expected_server: str, root: Path
+) -> str:
     """kubeconfig.validateKubeConfig for a file that exists: it must load, its current context
     and that context's cluster must exist, and the first CA certificate it trusts must be one of
     `expected_cas`. Returns a warning ('' if none) when only the server URL differs; raises
@@ -123,35 +164,47 @@ def check_existing(path: Path, expected_cas: list[x509.Certificate], expected_se
         contexts = _named(doc, "contexts", "context")
         clusters = _named(doc, "clusters", "cluster")
     except (OSError, yaml.YAMLError, ValueError):
-        raise PhaseFailed(f"failed to load kubeconfig file {path} that already exists on disk",
-                          hint=f"remove {path.name} to have it generated again") from None
+        raise PhaseFailed(
+            f"failed to load kubeconfig file {path} that already exists on disk",
+            hint=f"remove {path.name} to have it generated again",
+        ) from None
     current = contexts.get(str(doc.get("current-context") or ""))
     if current is None:
-        raise PhaseFailed(f"failed to find CurrentContext in Contexts of the kubeconfig file"
-                          f" {path}", hint=f"remove {path.name} to have it generated again")
+        raise PhaseFailed(
+            f"failed to find CurrentContext in Contexts of the kubeconfig file {path}",
+            hint=f"remove {path.name} to have it generated again",
+        )
     cluster = clusters.get(str(current.get("cluster") or ""))
     if cluster is None:
-        raise PhaseFailed(f"failed to find the given CurrentContext Cluster in Clusters of the"
-                          f" kubeconfig file {path}",
-                          hint=f"remove {path.name} to have it generated again")
+        raise PhaseFailed(
+            f"failed to find the given CurrentContext Cluster in Clusters of the"
+            f" kubeconfig file {path}",
+            hint=f"remove {path.name} to have it generated again",
+        )
     ca_data = b""
     try:
-        ca_data = base64.b64decode(str(cluster.get("certificate-authority-data") or ""),
-                                   validate=True).strip()
+        ca_data = base64.b64decode(
+            str(cluster.get("certificate-authority-data") or ""), validate=True
+        ).strip()
         if not ca_data and cluster.get("certificate-authority"):
             ca_data = paths.under(root, str(cluster["certificate-authority"])).read_bytes()
         current_ca = x509.load_pem_x509_certificates(ca_data)[0]
     except (ValueError, OSError):
-        raise PhaseFailed(f"the kubeconfig file {path} contains an invalid CA cert",
-                          hint=f"remove {path.name} to have it generated again") from None
+        raise PhaseFailed(
+            f"the kubeconfig file {path} contains an invalid CA cert",
+            hint=f"remove {path.name} to have it generated again",
+        ) from None
     if not any(current_ca == ca for ca in expected_cas):
         raise PhaseFailed(
             f"a kubeconfig file {path} exists but does not contain a trusted CA in its current"
-            f" context's cluster", hint=f"it was made for another cluster: remove {path.name}"
-            " to have it generated for this CA, or restore the matching CA")
+            f" context's cluster",
+            hint=f"it was made for another cluster: remove {path.name}"
+            " to have it generated for this CA, or restore the matching CA",
+        )
     server = str(cluster.get("server") or "")
     if server != expected_server:
-        return (f"{path.name} exists already but has an unexpected API Server URL: expected:"
-                f" {expected_server}, got: {server}")
+        return (
+            f"{path.name} exists already but has an unexpected API Server URL: expected:"
+            f" {expected_server}, got: {server}"
+        )
     return ""
-

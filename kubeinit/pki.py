@@ -69,11 +69,14 @@ MAX_SERIAL = 2**63 - 1  # math.MaxInt64
 SERVER_AUTH = "server"
 CLIENT_AUTH = "client"
 _EKU = {SERVER_AUTH: ExtendedKeyUsageOID.SERVER_AUTH, CLIENT_AUTH: ExtendedKeyUsageOID.CLIENT_AUTH}
-_WILDCARD_SUBDOMAIN = re.compile(r"\A\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?"
-                                 r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+_WILDCARD_SUBDOMAIN = re.compile(
+    r"\A\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+    r"(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z"
+)
 
 
 # --- what kubeadm makes --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AltNames:
@@ -150,7 +153,7 @@ def _append_sans(names: AltNames, sans: Sequence[str]) -> AltNames:
 def _split_host(endpoint: str) -> str:
     """The host of kubeadm's ParseHostPort (config validation has checked the endpoint)."""
     if endpoint.startswith("["):
-        return endpoint[1:endpoint.index("]")]
+        return endpoint[1 : endpoint.index("]")]
     if endpoint.count(":") == 1:
         return endpoint.split(":", maxsplit=1)[0]
     return endpoint
@@ -171,13 +174,17 @@ def api_server_alt_names(config: Config, identity: Identity) -> AltNames:
         dns.append(f"kubernetes.default.svc.{cluster.networking.dns_domain}")
     advertise = parse_ip(identity.advertise_address)
     assert advertise is not None, "the identity's advertise address was validated"
-    names = AltNames(dns=tuple(dns), ips=(service_vip(cluster.networking.service_subnet),
-                                          advertise))
+    names = AltNames(
+        dns=tuple(dns), ips=(service_vip(cluster.networking.service_subnet), advertise)
+    )
     if cluster.control_plane_endpoint:
         host = _split_host(cluster.control_plane_endpoint)
         ip = parse_ip(host)
-        names = (AltNames(names.dns, (*names.ips, ip)) if ip is not None
-                 else AltNames((*names.dns, host), names.ips))
+        names = (
+            AltNames(names.dns, (*names.ips, ip))
+            if ip is not None
+            else AltNames((*names.dns, host), names.ips)
+        )
     return _append_sans(names, cluster.api_server.cert_sans)
 
 
@@ -186,66 +193,110 @@ def etcd_alt_names(identity: Identity, extra_sans: Sequence[str]) -> AltNames:
     dns = (identity.node_name, "localhost") if identity.node_name else ("localhost",)
     advertise = parse_ip(identity.advertise_address)
     assert advertise is not None
-    names = AltNames(dns=dns, ips=(advertise, ipaddress.IPv4Address("127.0.0.1"),
-                                   ipaddress.IPv6Address("::1")))
+    names = AltNames(
+        dns=dns, ips=(advertise, ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
+    )
     return _append_sans(names, extra_sans)
 
 
 def cert_specs(config: Config, identity: Identity) -> tuple[CertSpec, ...]:
     """certs.GetDefaultCertList (local etcd) or GetCertsWithoutEtcd, in kubeadm's order."""
-    kubelet_client_org = ((CLUSTER_ADMINS_GROUP,) if config.release.kubelet_client_has_org
-                          else ())
+    kubelet_client_org = (CLUSTER_ADMINS_GROUP,) if config.release.kubelet_client_has_org else ()
     specs = [
         CertSpec("ca", "ca", "kubernetes"),
-        CertSpec("apiserver", "apiserver", "kube-apiserver", ca_name="ca",
-                 usages=(SERVER_AUTH,), alt_names=api_server_alt_names(config, identity)),
-        CertSpec("apiserver-kubelet-client", "apiserver-kubelet-client",
-                 "kube-apiserver-kubelet-client", organization=kubelet_client_org,
-                 ca_name="ca", usages=(CLIENT_AUTH,)),
+        CertSpec(
+            "apiserver",
+            "apiserver",
+            "kube-apiserver",
+            ca_name="ca",
+            usages=(SERVER_AUTH,),
+            alt_names=api_server_alt_names(config, identity),
+        ),
+        CertSpec(
+            "apiserver-kubelet-client",
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            organization=kubelet_client_org,
+            ca_name="ca",
+            usages=(CLIENT_AUTH,),
+        ),
         CertSpec("front-proxy-ca", "front-proxy-ca", "front-proxy-ca"),
-        CertSpec("front-proxy-client", "front-proxy-client", "front-proxy-client",
-                 ca_name="front-proxy-ca", usages=(CLIENT_AUTH,)),
+        CertSpec(
+            "front-proxy-client",
+            "front-proxy-client",
+            "front-proxy-client",
+            ca_name="front-proxy-ca",
+            usages=(CLIENT_AUTH,),
+        ),
     ]
     local = config.local_etcd
     if local is not None:
         specs += [
             CertSpec("etcd-ca", "etcd/ca", "etcd-ca"),
             # etcd 3.2+ wants ClientAuth on the server certificate too (certlist.go TODO)
-            CertSpec("etcd-server", "etcd/server", identity.node_name, ca_name="etcd-ca",
-                     usages=(SERVER_AUTH, CLIENT_AUTH),
-                     alt_names=etcd_alt_names(identity, local.server_cert_sans)),
-            CertSpec("etcd-peer", "etcd/peer", identity.node_name, ca_name="etcd-ca",
-                     usages=(SERVER_AUTH, CLIENT_AUTH),
-                     alt_names=etcd_alt_names(identity, local.peer_cert_sans)),
-            CertSpec("etcd-healthcheck-client", "etcd/healthcheck-client",
-                     "kube-etcd-healthcheck-client", ca_name="etcd-ca", usages=(CLIENT_AUTH,)),
-            CertSpec("apiserver-etcd-client", "apiserver-etcd-client",
-                     "kube-apiserver-etcd-client", ca_name="etcd-ca", usages=(CLIENT_AUTH,)),
+            CertSpec(
+                "etcd-server",
+                "etcd/server",
+                identity.node_name,
+                ca_name="etcd-ca",
+                usages=(SERVER_AUTH, CLIENT_AUTH),
+                alt_names=etcd_alt_names(identity, local.server_cert_sans),
+            ),
+            CertSpec(
+                "etcd-peer",
+                "etcd/peer",
+                identity.node_name,
+                ca_name="etcd-ca",
+                usages=(SERVER_AUTH, CLIENT_AUTH),
+                alt_names=etcd_alt_names(identity, local.peer_cert_sans),
+            ),
+            CertSpec(
+                "etcd-healthcheck-client",
+                "etcd/healthcheck-client",
+                "kube-etcd-healthcheck-client",
+                ca_name="etcd-ca",
+                usages=(CLIENT_AUTH,),
+            ),
+            CertSpec(
+                "apiserver-etcd-client",
+                "apiserver-etcd-client",
+                "kube-apiserver-etcd-client",
+                ca_name="etcd-ca",
+                usages=(CLIENT_AUTH,),
+            ),
         ]
     return tuple(specs)
 
 
-def validity(spec: CertSpec, config: Config,
-             start: datetime.datetime) -> tuple[datetime.datetime, datetime.datetime]:
+def validity(
+    spec: CertSpec, config: Config, start: datetime.datetime
+) -> tuple[datetime.datetime, datetime.datetime]:
     """KubeadmCert.GetConfig: (NotBefore, NotAfter) for a certificate of the certs phase."""
-    period = (config.cluster.ca_certificate_validity_period if spec.is_ca
-              else config.cluster.certificate_validity_period)
+    period = (
+        config.cluster.ca_certificate_validity_period
+        if spec.is_ca
+        else config.cluster.certificate_validity_period
+    )
     return start - CERTIFICATE_BACKDATE, start + period
 
 
 # --- keys ----------------------------------------------------------------------------------
 
+
 def encode_key_pem(key: PrivateKey) -> bytes:
     """keyutil.MarshalPrivateKeyToPEM: PKCS#1 for RSA, SEC 1 for ECDSA."""
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
 
 
 def encode_public_key_pem(key: PublicKey) -> bytes:
     """pkiutil.EncodePublicKeyPEM: PKIX in a PUBLIC KEY block."""
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def encode_cert_pem(cert: x509.Certificate) -> bytes:
@@ -259,6 +310,7 @@ def random_serial() -> int:
 
 # --- certificates --------------------------------------------------------------------------
 
+
 def _printable(text: str) -> bool:
     """encoding/asn1's choice for an untyped string (isPrintable, no '*' or '&')."""
     return all(c.isascii() and (c.isalnum() or c in " '()+,-./:=?") for c in text)
@@ -266,14 +318,18 @@ def _printable(text: str) -> bool:
 
 def _name(common_name: str, organization: Sequence[str]) -> x509.Name:
     """pkix.Name{CommonName, Organization}.ToRDNSequence(): O first, then CN."""
+
     def attr(oid: x509.ObjectIdentifier, value: str) -> x509.NameAttribute[str]:
         kind = _ASN1Type.PrintableString if _printable(value) else _ASN1Type.UTF8String
         return x509.NameAttribute(oid, value, _type=kind)
 
     rdns = []
     if organization:
-        rdns.append(x509.RelativeDistinguishedName(
-            [attr(NameOID.ORGANIZATION_NAME, o) for o in organization]))
+        rdns.append(
+            x509.RelativeDistinguishedName(
+                [attr(NameOID.ORGANIZATION_NAME, o) for o in organization]
+            )
+        )
     rdns.append(x509.RelativeDistinguishedName([attr(NameOID.COMMON_NAME, common_name)]))
     return x509.Name(rdns)
 
@@ -283,8 +339,9 @@ def subject_key_id(key: PublicKey) -> bytes:
     if isinstance(key, rsa.RSAPublicKey):
         bits = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     else:
-        bits = key.public_bytes(serialization.Encoding.X962,
-                                serialization.PublicFormat.UncompressedPoint)
+        bits = key.public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
     return hashlib.sha256(bits).digest()[:20]
 
 
@@ -298,37 +355,70 @@ def _hash_for(signer: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.SHA5
     return hashes.SHA256()
 
 
-def build_certificate(spec: CertSpec, public_key: PublicKey, *,
-                      not_before: datetime.datetime, not_after: datetime.datetime,
-                      serial: int, signer: PrivateKey,
-                      issuer: x509.Certificate | None = None) -> x509.Certificate:
+def build_certificate(
+    spec: CertSpec,
+    public_key: PublicKey,
+    *,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+    serial: int,
+    signer: PrivateKey,
+    issuer: x509.Certificate | None = None,
+) -> x509.Certificate:
     """NewSelfSignedCACert (issuer None) or NewSignedCert, as Go's CreateCertificate encodes
     them. `serial`, times and keys are inputs so a certificate can be rebuilt exactly."""
     subject = _name(spec.common_name, spec.organization)
     issuer_name = subject if issuer is None else issuer.subject
-    builder = (x509.CertificateBuilder().serial_number(serial).subject_name(subject)
-               .issuer_name(issuer_name).public_key(public_key)
-               .not_valid_before(not_before).not_valid_after(not_after))
-    builder = builder.add_extension(x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=True,
-        data_encipherment=False, key_agreement=False, key_cert_sign=spec.is_ca, crl_sign=False,
-        encipher_only=False, decipher_only=False), critical=True)
+    builder = (
+        x509.CertificateBuilder()
+        .serial_number(serial)
+        .subject_name(subject)
+        .issuer_name(issuer_name)
+        .public_key(public_key)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    builder = builder.add_extension(
+        x509.KeyUsage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=True,
+            data_encipherment=False,
+            key_agreement=False,
+            key_cert_sign=spec.is_ca,
+            crl_sign=False,
+            encipher_only=False,
+            decipher_only=False,
+        ),
+        critical=True,
+    )
     if spec.usages:
         builder = builder.add_extension(
-            x509.ExtendedKeyUsage([_EKU[u] for u in spec.usages]), critical=False)
-    builder = builder.add_extension(x509.BasicConstraints(ca=spec.is_ca, path_length=None),
-                                    critical=True)
+            x509.ExtendedKeyUsage([_EKU[u] for u in spec.usages]), critical=False
+        )
+    builder = builder.add_extension(
+        x509.BasicConstraints(ca=spec.is_ca, path_length=None), critical=True
+    )
     if spec.is_ca:
-        builder = builder.add_extension(x509.SubjectKeyIdentifier(subject_key_id(public_key)),
-                                        critical=False)
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier(subject_key_id(public_key)), critical=False
+        )
     if issuer is not None and issuer.subject.public_bytes() != subject.public_bytes():
         skid = _extension(issuer, x509.SubjectKeyIdentifier)
         if skid is not None and skid.digest:
-            builder = builder.add_extension(x509.AuthorityKeyIdentifier(
-                key_identifier=skid.digest, authority_cert_issuer=None,
-                authority_cert_serial_number=None), critical=False)
-    names = (AltNames(dns=(spec.common_name,)) if spec.is_ca and issuer is None
-             else spec.alt_names.deduplicated())
+            builder = builder.add_extension(
+                x509.AuthorityKeyIdentifier(
+                    key_identifier=skid.digest,
+                    authority_cert_issuer=None,
+                    authority_cert_serial_number=None,
+                ),
+                critical=False,
+            )
+    names = (
+        AltNames(dns=(spec.common_name,))
+        if spec.is_ca and issuer is None
+        else spec.alt_names.deduplicated()
+    )
     general: list[x509.GeneralName] = [x509.DNSName(d) for d in names.dns]
     general += [x509.IPAddress(ip) for ip in names.ips]
     if general:
@@ -336,17 +426,37 @@ def build_certificate(spec: CertSpec, public_key: PublicKey, *,
     return builder.sign(signer, _hash_for(signer))
 
 
-def new_ca(spec: CertSpec, key: PrivateKey, *, not_before: datetime.datetime,
-           not_after: datetime.datetime) -> x509.Certificate:
-    return build_certificate(spec, key.public_key(), not_before=not_before,
-                             not_after=not_after, serial=random_serial(), signer=key)
+def new_ca(
+    spec: CertSpec, key: PrivateKey, *, not_before: datetime.datetime, not_after: datetime.datetime
+) -> x509.Certificate:
+    return build_certificate(
+        spec,
+        key.public_key(),
+        not_before=not_before,
+        not_after=not_after,
+        serial=random_serial(),
+        signer=key,
+    )
 
 
-def new_signed(spec: CertSpec, public_key: PublicKey, *, ca_cert: x509.Certificate,
-               ca_key: PrivateKey, not_before: datetime.datetime,
-               not_after: datetime.datetime) -> x509.Certificate:
-    return build_certificate(spec, public_key, not_before=not_before, not_after=not_after,
-                             serial=random_serial(), signer=ca_key, issuer=ca_cert)
+def new_signed(
+    spec: CertSpec,
+    public_key: PublicKey,
+    *,
+    ca_cert: x509.Certificate,
+    ca_key: PrivateKey,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+) -> x509.Certificate:
+    return build_certificate(
+        spec,
+        public_key,
+        not_before=not_before,
+        not_after=not_after,
+        serial=random_serial(),
+        signer=ca_key,
+        issuer=ca_cert,
+    )
 
 
 def _extension(cert: x509.Certificate, kind: type[_E]) -> _E | None:
@@ -363,6 +473,7 @@ def is_ca(cert: x509.Certificate) -> bool:
 
 # --- reading and checking what is on disk --------------------------------------------------
 
+
 def load_certs(path: Path) -> list[x509.Certificate]:
     """certutil.CertsFromFile: every CERTIFICATE block; the first is the certificate itself."""
     try:
@@ -372,8 +483,9 @@ def load_certs(path: Path) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
-        raise PhaseFailed(f"{path} is not a PEM certificate file",
-                          hint=f"replace or remove {path.name}") from None
+        raise PhaseFailed(
+            f"{path} is not a PEM certificate file", hint=f"replace or remove {path.name}"
+        ) from None
     return certs
 
 
@@ -390,20 +502,26 @@ def load_key(path: Path) -> PrivateKey:
     try:
         # OpenSSL's RSA key check costs as much as making a key (~80 ms for 2048 bits); a
         # sign-and-verify round trip below catches an inconsistent key for ~1 ms instead.
-        key = serialization.load_pem_private_key(data, password=None,
-                                                 unsafe_skip_rsa_key_validation=True)
+        key = serialization.load_pem_private_key(
+            data, password=None, unsafe_skip_rsa_key_validation=True
+        )
     except (ValueError, TypeError):  # the parser's text could quote key material: not shown
-        raise PhaseFailed(f"{path} is not an unencrypted PEM private key",
-                          hint=f"replace or remove {path.name}") from None
+        raise PhaseFailed(
+            f"{path} is not an unencrypted PEM private key", hint=f"replace or remove {path.name}"
+        ) from None
     except UnsupportedAlgorithm:
-        raise PhaseFailed(f"{path}: unsupported private key",
-                          hint="kubeadm accepts RSA and ECDSA keys") from None
+        raise PhaseFailed(
+            f"{path}: unsupported private key", hint="kubeadm accepts RSA and ECDSA keys"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise PhaseFailed(f"the private key file {path} is neither in RSA nor ECDSA format",
-                          hint="kubeadm accepts RSA and ECDSA keys")
+        raise PhaseFailed(
+            f"the private key file {path} is neither in RSA nor ECDSA format",
+            hint="kubeadm accepts RSA and ECDSA keys",
+        )
     if not _signs_consistently(key):
-        raise PhaseFailed(f"{path} holds an inconsistent private key",
-                          hint=f"replace or remove {path.name}")
+        raise PhaseFailed(
+            f"{path} holds an inconsistent private key", hint=f"replace or remove {path.name}"
+        )
     return key
 
 
@@ -411,11 +529,16 @@ def _signs_consistently(key: PrivateKey) -> bool:
     message = b"kubeinit key self-test"
     try:
         if isinstance(key, rsa.RSAPrivateKey):
-            key.public_key().verify(key.sign(message, padding.PKCS1v15(), hashes.SHA256()),
-                                    message, padding.PKCS1v15(), hashes.SHA256())
+            key.public_key().verify(
+                key.sign(message, padding.PKCS1v15(), hashes.SHA256()),
+                message,
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
         else:
-            key.public_key().verify(key.sign(message, ec.ECDSA(hashes.SHA256())), message,
-                                    ec.ECDSA(hashes.SHA256()))
+            key.public_key().verify(
+                key.sign(message, ec.ECDSA(hashes.SHA256())), message, ec.ECDSA(hashes.SHA256())
+            )
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -427,8 +550,9 @@ def load_public_key(path: Path) -> PublicKey:
     except OSError as e:
         raise PhaseFailed(f"cannot read {path}: {e.strerror}") from None
     except (ValueError, TypeError):
-        raise PhaseFailed(f"{path} is not a PEM public key",
-                          hint=f"replace or remove {path.name}") from None
+        raise PhaseFailed(
+            f"{path} is not a PEM public key", hint=f"replace or remove {path.name}"
+        ) from None
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         raise PhaseFailed(f"{path} is neither an RSA nor an ECDSA public key")
     return key
@@ -456,8 +580,12 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def chain_problem(cert: x509.Certificate, intermediates: Sequence[x509.Certificate],
-                  root: x509.Certificate, now: datetime.datetime) -> str:
+def chain_problem(
+    cert: x509.Certificate,
+    intermediates: Sequence[x509.Certificate],
+    root: x509.Certificate,
+    now: datetime.datetime,
+) -> str:
     """pkiutil.VerifyCertChain (Go's Verify with ExtKeyUsageAny): '' when `cert` chains to
     `root`, through `intermediates`, with every certificate valid at `now`."""
     current, pool = cert, list(intermediates)
@@ -481,16 +609,16 @@ def _matches_dns(pattern: str, host: str) -> bool:
     p, h = pattern.lower().rstrip(".").split("."), host.lower().rstrip(".").split(".")
     if len(p) != len(h) or not h[0]:
         return False
-    return all(a == b or (i == 0 and a == "*") for i, (a, b) in enumerate(zip(p, h,
-                                                                              strict=True)))
+    return all(a == b or (i == 0 and a == "*") for i, (a, b) in enumerate(zip(p, h, strict=True)))
 
 
 def missing_names(cert: x509.Certificate, names: AltNames) -> list[str]:
     """validateCertificateWithConfig: the names of `names` that cert.VerifyHostname rejects."""
     san = _extension(cert, x509.SubjectAlternativeName)
     have_dns = san.get_values_for_type(x509.DNSName) if san else []
-    have_ips = {parse_ip(str(ip)) for ip in san.get_values_for_type(x509.IPAddress)} if san \
-        else set()
+    have_ips = (
+        {parse_ip(str(ip)) for ip in san.get_values_for_type(x509.IPAddress)} if san else set()
+    )
     missing = [str(ip) for ip in names.ips if ip not in have_ips]
     for dns in names.dns:
         if "*" in dns:  # not a valid host name: Go compares it literally (matchExactly)

@@ -273,7 +273,7 @@ def external_etcd_version_check(
     read under `root`."""
 
     def check() -> Outcome:
-        import ssl  # noqa: PLC0415 - only with an external etcd; keeps `kubeinit --help` fast
+        import ssl
 
         if not http_endpoints:
             return [], []
@@ -321,8 +321,8 @@ def external_etcd_version_check(
 def _get_with_retries(url: str, ctx: ssl.SSLContext | None, retries: int, interval: float) -> bytes:
     """getEtcdVersionResponse: 1 + `retries` attempts, `interval` apart, on network errors and
     5xx answers; proxies from the environment, as Go's transport."""
-    import urllib.error  # noqa: PLC0415 - see external_etcd_version_check
-    import urllib.request  # noqa: PLC0415
+    import urllib.error
+    import urllib.request
 
     last: Exception = OSError("no attempt")
     handlers: list[Any] = [urllib.request.HTTPSHandler(context=ctx)] if ctx else []

@@ -86,9 +86,9 @@ class Profile:
             raise StateUnreadable(
                 f"the profile's templates are for IPv{self.address_family} nodes, this node"
                 f" advertises {identity.advertise_address}",
-                hint="render this node's files at boot instead of from the profile")
-        return text.replace(NODE_NAME, identity.node_name).replace(ADVERTISE_ADDRESS,
-                                                                    str(address))
+                hint="render this node's files at boot instead of from the profile",
+            )
+        return text.replace(NODE_NAME, identity.node_name).replace(ADVERTISE_ADDRESS, str(address))
 
 
 def to_data(profile: Profile) -> dict[str, Any]:
@@ -103,28 +103,32 @@ def load_profile(root: Path) -> Profile:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StateUnreadable(f"{path}: no kubeinit profile in this image",
-                              hint="build the image with kubeinit-build") from None
+        raise StateUnreadable(
+            f"{path}: no kubeinit profile in this image", hint="build the image with kubeinit-build"
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise StateUnreadable(f"{path}: cannot read the kubeinit profile: {e}",
-                              hint=hint) from None
+        raise StateUnreadable(f"{path}: cannot read the kubeinit profile: {e}", hint=hint) from None
     try:
         data = json.loads(text)
     except ValueError as e:
-        raise StateUnreadable(f"{path}: the kubeinit profile is not JSON: {e}",
-                              hint=hint) from None
+        raise StateUnreadable(f"{path}: the kubeinit profile is not JSON: {e}", hint=hint) from None
     if not isinstance(data, dict):
         raise StateUnreadable(f"{path}: the kubeinit profile is not a JSON object", hint=hint)
     version = data.pop("schema", None)
     if version != SCHEMA:
         raise StateUnreadable(
             f"{path}: kubeinit profile schema {version!r} is not supported (this kubeinit reads"
-            f" schema {SCHEMA})", hint=hint)
+            f" schema {SCHEMA})",
+            hint=hint,
+        )
     try:
         profile = schema.decode(Profile, data)
     except (schema.DecodeError, TypeError, ValueError) as e:
         raise StateUnreadable(f"{path}: invalid kubeinit profile: {e}", hint=hint) from None
     if profile.address_family not in (4, 6):
-        raise StateUnreadable(f"{path}: invalid kubeinit profile: addressFamily"
-                              f" {profile.address_family} is not 4 or 6", hint=hint)
+        raise StateUnreadable(
+            f"{path}: invalid kubeinit profile: addressFamily"
+            f" {profile.address_family} is not 4 or 6",
+            hint=hint,
+        )
     return profile

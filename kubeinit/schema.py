@@ -84,8 +84,12 @@ def _type_name(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {str: "a string", int: "an integer", bool: "true or false",
-            datetime.timedelta: "a duration like 8760h0m0s"}.get(tp, str(tp))
+    return {
+        str: "a string",
+        int: "an integer",
+        bool: "true or false",
+        datetime.timedelta: "a duration like 8760h0m0s",
+    }.get(tp, str(tp))
 
 
 def decode(cls: type[T], data: Any, path: str = "") -> T:
@@ -117,7 +121,7 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
         for k, f in fields.items():
             if k in data:
                 kwargs[f.name] = _decode(hints[f.name], data[k], _join(path, k))
-        return tp(**kwargs)
+        return typing.cast(Any, tp)(**kwargs)
     if origin in (tuple, list):
         if data is None:
             return ()
@@ -130,10 +134,11 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
             return {}
         if not isinstance(data, Mapping):
             raise DecodeError(path, f"expected a mapping, got {type(data).__name__}")
-        args = get_args(tp)
-        vt = args[1] if args else Any
+        kv_types = get_args(tp)
+        vt = kv_types[1] if kv_types else Any
         return types.MappingProxyType(
-            {str(k): _decode(vt, v, _join(path, str(k))) for k, v in data.items()})
+            {str(k): _decode(vt, v, _join(path, str(k))) for k, v in data.items()}
+        )
     if tp is datetime.timedelta:
         if not isinstance(data, str):
             raise DecodeError(path, f"expected {_type_name(tp)}, got {data!r}")
@@ -175,7 +180,11 @@ def encode(obj: Any, *, omitempty: bool = True) -> Any:
                 continue
             v = getattr(obj, f.name)
             enc = encode(v, omitempty=omitempty)
-            if omitempty and not f.metadata.get("always") and enc in (None, "", (), [], {}, False, 0):
+            if (
+                omitempty
+                and not f.metadata.get("always")
+                and enc in (None, "", (), [], {}, False, 0)
+            ):
                 continue
             out[yaml_key(f)] = enc
         return out

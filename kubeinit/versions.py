@@ -50,16 +50,40 @@ class Minor:
 MINORS: dict[int, Minor] = {
     m.minor: m
     for m in (
-        Minor(35, 4, etcd_tag="3.6.6-0", coredns_tag="v1.13.1", pause_tag="3.10.1",
-              kubelet_client_org_until_patch=4, node_local_cri_socket_gate=True,
-              flexvolume_mount=True, etcd_flags_by_image_tag=True,
-              feature_gates=("RootlessControlPlane", "ControlPlaneKubeletLocalMode",
-                             "NodeLocalCRISocket", "PublicKeysECDSA")),
-        Minor(36, 3, etcd_tag="3.6.8-0", coredns_tag="v1.14.2", pause_tag="3.10.2",
-              kubelet_client_org_until_patch=-1,
-              feature_gates=("RootlessControlPlane", "NodeLocalCRISocket", "PublicKeysECDSA")),
-        Minor(37, 2, etcd_tag="3.7.0-0", coredns_tag="v1.14.6", pause_tag="3.10.2",
-              kubelet_client_org_until_patch=-1),
+        Minor(
+            35,
+            4,
+            etcd_tag="3.6.6-0",
+            coredns_tag="v1.13.1",
+            pause_tag="3.10.1",
+            kubelet_client_org_until_patch=4,
+            node_local_cri_socket_gate=True,
+            flexvolume_mount=True,
+            etcd_flags_by_image_tag=True,
+            feature_gates=(
+                "RootlessControlPlane",
+                "ControlPlaneKubeletLocalMode",
+                "NodeLocalCRISocket",
+                "PublicKeysECDSA",
+            ),
+        ),
+        Minor(
+            36,
+            3,
+            etcd_tag="3.6.8-0",
+            coredns_tag="v1.14.2",
+            pause_tag="3.10.2",
+            kubelet_client_org_until_patch=-1,
+            feature_gates=("RootlessControlPlane", "NodeLocalCRISocket", "PublicKeysECDSA"),
+        ),
+        Minor(
+            37,
+            2,
+            etcd_tag="3.7.0-0",
+            coredns_tag="v1.14.6",
+            pause_tag="3.10.2",
+            kubelet_client_org_until_patch=-1,
+        ),
     )
 }
 DEFAULT_MINOR = max(MINORS)
@@ -87,8 +111,12 @@ class Release:
         """Image of a control-plane component or addon, as `kubeadm config images list`."""
         repo = self.image_repository
         m = self.major_minor
-        if component in ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
-                         "kube-proxy"):
+        if component in (
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kube-proxy",
+        ):
             return f"{repo}/{component}:{self.version}"
         if component == "etcd":
             return f"{repo}/etcd:{m.etcd_tag}"
@@ -125,8 +153,9 @@ def parse_version(text: str, *, field: str = "kubernetesVersion") -> tuple[int, 
     return minor, patch
 
 
-def release_for(version: str | None = None,
-                image_repository: str = DEFAULT_IMAGE_REPOSITORY) -> Release:
+def release_for(
+    version: str | None = None, image_repository: str = DEFAULT_IMAGE_REPOSITORY
+) -> Release:
     """The release for a version string, or the pinned default."""
     if version is None:
         minor = MINORS[DEFAULT_MINOR]

@@ -8,21 +8,24 @@ null, false, "", {} and [] are dropped everywhere, and `status` is ignored. Noth
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
+import shlex
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 from firstboot.context import InitContext
+from kubeinit.api.certs_secret import PROXY_TOKEN_DESCRIPTION, decrypt
 from kubeinit.config import Config, load_config
-from kubeinit.identity import resolve_identity
-from tests.conftest import ALL_CONFIGS, config_path
+from kubeinit.identity import detect_advertise_address, resolve_identity
+from tests.conftest import ALL_CONFIGS
 from tests.localcluster import LocalCluster, bin_dir
 
-# The test configs real kubeadm v1.37.2 can judge (v1-36 targets another kubeadm release).
-API_CONFIGS = [n for n in ALL_CONFIGS
-               if "kubernetesVersion: v1.37" in config_path(n).read_text()]
+# Every test config; each is judged by the real kubeadm of its own minor (conftest.kubeadm_for).
+API_CONFIGS = list(ALL_CONFIGS)
 
 SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
                  "selfLink")
@@ -88,7 +91,6 @@ def context(cluster: LocalCluster) -> InitContext:
 def join_argv(cluster: LocalCluster, *, control_plane: bool = False) -> list[str]:
     """The command in /etc/kubeinit/join-command[-control-plane], as argv (the file is a shell
     script: comments, then `exec kubeadm join ...` with backslash-newline continuations)."""
-    import shlex
 
     name = "join-command-control-plane" if control_plane else "join-command"
     text = (cluster.root / "etc/kubeinit" / name).read_text()
@@ -98,14 +100,28 @@ def join_argv(cluster: LocalCluster, *, control_plane: bool = False) -> list[str
     return argv[1:]
 
 
+def wait_for_jws(cluster: LocalCluster, token_id: str, timeout: float = 90) -> None:
+    """Wait until the controller-manager's bootstrap signer signed cluster-info for the token.
+    (A real join waits for it too; `kubeadm join --dry-run` instead swaps in a fake token when
+    the signature is missing, app/discovery/token/token.go, and then waits forever.)"""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f"jws-kubeconfig-{token_id}" in live(cluster, "ConfigMap", "kube-public",
+                                                 "cluster-info").get("data", {}):
+            return
+        time.sleep(1)
+    raise AssertionError(f"cluster-info was not signed for token {token_id} in {timeout}s")
+
+
 def kubeadm_join_dry_run(cluster: LocalCluster, workdir: Path, *, control_plane: bool = False,
                          node: str = "worker1") -> subprocess.CompletedProcess[str]:
     """Real `kubeadm join --dry-run` with the written command: discovery (cluster-info JWS and
     CA pin), then reading kubeadm-config/kubelet-config (and downloading the certificates for a
     control-plane join). Files go to `workdir` (KUBEADM_JOIN_DRYRUN_DIR), never the host."""
-    from kubeinit.identity import detect_advertise_address
 
     argv = join_argv(cluster, control_plane=control_plane)
+    wait_for_jws(cluster, argv[argv.index("--token") + 1].split(".")[0])
     argv[0] = str(bin_dir() / "kubeadm")
     argv += ["--dry-run", "--ignore-preflight-errors=all", "--node-name", node, "-v=1"]
     if control_plane:
@@ -126,15 +142,12 @@ def token_secrets(cluster: LocalCluster) -> list[dict[str, Any]]:
 
 
 def b64(d: dict[str, Any], key: str) -> str:
-    import base64
 
     return base64.b64decode(d["data"][key]).decode()
 
 
 def decrypted_certs(cluster: LocalCluster, key_hex: str) -> dict[str, bytes]:
-    import base64
 
-    from kubeinit.api.certs_secret import decrypt
 
     secret = live(cluster, "Secret", "kube-system", "kubeadm-certs")
     return {k: decrypt(base64.b64decode(v), key_hex) if v else b""
@@ -145,7 +158,6 @@ def check_first_boot(cluster: LocalCluster, workdir: Path) -> None:
     """What must hold after any (possibly resumed) first boot: completion stamp, one join token
     plus one kubeadm-certs proxy token and no other, kubeadm-certs decrypting with the saved key
     and owned by that proxy token, and real kubeadm join discovery passing."""
-    from kubeinit.api.certs_secret import PROXY_TOKEN_DESCRIPTION
 
     assert (cluster.root / "var/lib/kubeinit/init.done").exists()
     info = cluster.join_file()

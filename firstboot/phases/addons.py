@@ -24,9 +24,11 @@ from kubeinit.errors import PhaseFailed
 def _deployed_replicas(client: Client) -> int | None:
     items = client.list("Deployment", NS_SYSTEM, label_selector="k8s-app=kube-dns")
     if len(items) > 1:
-        raise PhaseFailed(f"multiple DNS addon deployments found: "
-                          f"{', '.join(i['metadata']['name'] for i in items)}",
-                          hint="keep one Deployment labelled k8s-app=kube-dns")
+        raise PhaseFailed(
+            f"multiple DNS addon deployments found: "
+            f"{', '.join(i['metadata']['name'] for i in items)}",
+            hint="keep one Deployment labelled k8s-app=kube-dns",
+        )
     if items:
         replicas = items[0].get("spec", {}).get("replicas")
         return int(replicas) if replicas is not None else None
@@ -35,6 +37,7 @@ def _deployed_replicas(client: Client) -> int | None:
 
 def _create_service(client: Client, svc: Obj, timeout: float) -> None:
     """createDNSService: create; on AlreadyExists or Invalid, update."""
+
     def attempt() -> bool:
         try:
             client.create(svc)
@@ -58,7 +61,8 @@ def run_coredns(ctx: InitContext) -> None:
     current = client.get(object_path("ConfigMap", "coredns", NS_SYSTEM))
     current_corefile = ((current or {}).get("data") or {}).get("Corefile", "")
     if not current_corefile or current_corefile == corefile(
-            ctx.config.cluster.networking.dns_domain):
+        ctx.config.cluster.networking.dns_domain
+    ):
         client.create_or_update(objs["ConfigMap"], t)
     else:
         client.create_or_retain(objs["ConfigMap"], t)
@@ -75,16 +79,33 @@ def run_kube_proxy(ctx: InitContext) -> None:
     client = ctx.client()
     # kubeadm copies its own *_proxy environment into the DaemonSet (GetProxyEnvVars)
     objs = kube_proxy_objects(ctx.config, ctx.identity.advertise_address, dict(os.environ))
-    for kind in ("ConfigMap", "DaemonSet", "ServiceAccount", "ClusterRoleBinding", "Role",
-                 "RoleBinding"):
+    for kind in (
+        "ConfigMap",
+        "DaemonSet",
+        "ServiceAccount",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    ):
         client.create_or_update(objs[kind], ctx.api_timeout)
 
 
 PHASE = Phase(
-    name="addon", summary="Install required addons for passing conformance tests",
-    needs_api=True, children=(
-        Phase(name="coredns", summary="Install the CoreDNS addon to a Kubernetes cluster",
-              run=run_coredns, needs_api=True),
-        Phase(name="kube-proxy", summary="Install the kube-proxy addon to a Kubernetes cluster",
-              run=run_kube_proxy, needs_api=True),
-    ))
+    name="addon",
+    summary="Install required addons for passing conformance tests",
+    needs_api=True,
+    children=(
+        Phase(
+            name="coredns",
+            summary="Install the CoreDNS addon to a Kubernetes cluster",
+            run=run_coredns,
+            needs_api=True,
+        ),
+        Phase(
+            name="kube-proxy",
+            summary="Install the kube-proxy addon to a Kubernetes cluster",
+            run=run_kube_proxy,
+            needs_api=True,
+        ),
+    ),
+)

@@ -31,11 +31,14 @@ def admin_cluster(ctx: InitContext) -> dict[str, Any]:
         cfg = yaml.safe_load(f.read_text())
         ctx_name = cfg["current-context"]
         context = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
-        cluster = dict(next(c["cluster"] for c in cfg["clusters"]
-                            if c["name"] == context["cluster"]))
+        cluster = dict(
+            next(c["cluster"] for c in cfg["clusters"] if c["name"] == context["cluster"])
+        )
     except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration) as e:
-        raise PhaseFailed(f"{f}: not a usable kubeconfig ({type(e).__name__})",
-                          hint="rerun `kubeinit init phase kubeconfig admin`") from None
+        raise PhaseFailed(
+            f"{f}: not a usable kubeconfig ({type(e).__name__})",
+            hint="rerun `kubeinit init phase kubeconfig admin`",
+        ) from None
     if "certificate-authority" in cluster and "certificate-authority-data" not in cluster:
         ca = ctx.path(cluster.pop("certificate-authority")).read_bytes()
         cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
@@ -57,13 +60,16 @@ def run(ctx: InitContext) -> None:
     now = datetime.datetime.now(datetime.UTC)
     for t in tokens(ctx, now):
         client.create_or_update(objects.token_secret(t), ctx.api_timeout)
-    for obj in objects.tls_bootstrap_rbac():
+    for obj in objects.tls_bootstrap_rbac(ctx.config.release):
         client.create_or_update(obj, ctx.api_timeout)
     client.create_or_update(objects.cluster_info_configmap(admin_cluster(ctx)), ctx.api_timeout)
     for obj in objects.cluster_info_rbac():
         client.create_or_update(obj, ctx.api_timeout)
 
 
-PHASE = Phase(name="bootstrap-token",
-              summary="Generates bootstrap tokens used to join a node to a cluster",
-              run=run, needs_api=True)
+PHASE = Phase(
+    name="bootstrap-token",
+    summary="Generates bootstrap tokens used to join a node to a cluster",
+    run=run,
+    needs_api=True,
+)

@@ -19,8 +19,8 @@ from firstboot.phase import Phase
 
 def _writer(component: str) -> Callable[[InitContext], None]:
     def run(ctx: InitContext) -> None:
-        from kubeinit import manifests, paths  # noqa: PLC0415 - keeps `kubeinit --help` fast
-        from kubeinit.fs import mkdir_all, write_file  # noqa: PLC0415
+        from kubeinit import manifests, paths
+        from kubeinit.fs import mkdir_all, write_file
 
         data = manifests.render_control_plane_pod(
             component, ctx.config, ctx.identity, ctx.root, os.environ

@@ -13,8 +13,8 @@ from firstboot.phase import Phase
 
 
 def run_local(ctx: InitContext) -> None:
-    from kubeinit import manifests, paths  # noqa: PLC0415 - keeps `kubeinit --help` fast
-    from kubeinit.fs import mkdir_all, write_file  # noqa: PLC0415
+    from kubeinit import manifests, paths
+    from kubeinit.fs import mkdir_all, write_file
 
     local = ctx.config.cluster.etcd.local
     if local is None:

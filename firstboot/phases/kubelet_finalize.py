@@ -32,19 +32,22 @@ def rotatable_kubeconfig(text: str, pem_path: str, where: str) -> str:
     current = cfg.get("current-context")
     if not current:
         raise PhaseFailed(f"the file {where} does not have current context set")
-    context = next((c["context"] for c in cfg.get("contexts") or [] if c["name"] == current),
-                   None)
+    context = next((c["context"] for c in cfg.get("contexts") or [] if c["name"] == current), None)
     if context is None:
-        raise PhaseFailed(f"the file {where} is not a valid kubeconfig: {current!r} set as"
-                          " current-context, but not found in context list")
+        raise PhaseFailed(
+            f"the file {where} is not a valid kubeconfig: {current!r} set as"
+            " current-context, but not found in context list"
+        )
     user_name = context.get("user")
     if not user_name:
-        raise PhaseFailed(f"the file {where} is not a valid kubeconfig: empty username for"
-                          " current context")
+        raise PhaseFailed(
+            f"the file {where} is not a valid kubeconfig: empty username for current context"
+        )
     user = next((u for u in cfg.get("users") or [] if u["name"] == user_name), None)
     if user is None:
-        raise PhaseFailed(f"the file {where} does not contain authentication for user"
-                          f" {user_name!r}")
+        raise PhaseFailed(
+            f"the file {where} does not contain authentication for user {user_name!r}"
+        )
     info = user.setdefault("user", {})
     info.pop("client-certificate-data", None)
     info.pop("client-key-data", None)
@@ -75,9 +78,15 @@ def run_enable_client_cert_rotation(ctx: InitContext) -> None:
 
 
 PHASE = Phase(
-    name="kubelet-finalize", summary="Updates settings relevant to the kubelet after TLS bootstrap",
-    needs_api=True, children=(
-        Phase(name="enable-client-cert-rotation",
-              summary="Enable kubelet client certificate rotation",
-              run=run_enable_client_cert_rotation, needs_api=True),
-    ))
+    name="kubelet-finalize",
+    summary="Updates settings relevant to the kubelet after TLS bootstrap",
+    needs_api=True,
+    children=(
+        Phase(
+            name="enable-client-cert-rotation",
+            summary="Enable kubelet client certificate rotation",
+            run=run_enable_client_cert_rotation,
+            needs_api=True,
+        ),
+    ),
+)

@@ -20,11 +20,11 @@ from firstboot.phase import Phase
 
 
 def run(ctx: InitContext) -> None:
-    from kubeinit import kubelet, paths  # noqa: PLC0415 - keeps `kubeinit --help` fast
-    from kubeinit.errors import PhaseFailed  # noqa: PLC0415
-    from kubeinit.fs import mkdir_all, write_file  # noqa: PLC0415
-    from kubeinit.identity import detect_hostname  # noqa: PLC0415
-    from kubeinit.run import run as run_command  # noqa: PLC0415
+    from kubeinit import kubelet, paths
+    from kubeinit.errors import PhaseFailed
+    from kubeinit.fs import mkdir_all, write_file
+    from kubeinit.identity import detect_hostname
+    from kubeinit.run import run as run_command
 
     live = ctx.manage_services
     files = kubelet.render_kubelet_files(

@@ -38,9 +38,12 @@ def run(ctx: InitContext) -> None:
     try:
         client.poll(f"Node {name} was not registered", registered, ctx.api_timeout)
     except PhaseFailed as e:
-        raise PhaseFailed(e.message, hint="the kubelet registers the Node: check `journalctl -u"
-                          " kubelet` and that nodeRegistration.name matches the kubelet's node"
-                          " name") from None
+        raise PhaseFailed(
+            e.message,
+            hint="the kubelet registers the Node: check `journalctl -u"
+            " kubelet` and that nodeRegistration.name matches the kubelet's node"
+            " name",
+        ) from None
     patch = control_plane_patch(node, taints)
 
     def apply() -> bool:
@@ -50,10 +53,13 @@ def run(ctx: InitContext) -> None:
 
     client.poll(f"cannot patch Node {name}", apply, ctx.api_timeout)
     shown = [taint_string(taint_json(t)) for t in taints]
-    ctx.notes.append(f"labels {', '.join(LABELS_TO_ADD)}"
-                     + (f"; taints {', '.join(shown)}" if shown else "")
-                     + ("" if patch else " (already set)"))
+    ctx.notes.append(
+        f"labels {', '.join(LABELS_TO_ADD)}"
+        + (f"; taints {', '.join(shown)}" if shown else "")
+        + ("" if patch else " (already set)")
+    )
 
 
-PHASE = Phase(name="mark-control-plane", summary="Mark a node as a control-plane", run=run,
-              needs_api=True)
+PHASE = Phase(
+    name="mark-control-plane", summary="Mark a node as a control-plane", run=run, needs_api=True
+)

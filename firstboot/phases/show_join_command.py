@@ -29,14 +29,15 @@ from kubeinit.fs import write_file
 def join_info(ctx: InitContext) -> JoinInfo:
     tokens = load_tokens(ctx.root)
     if not tokens:
-        raise PhaseFailed("no bootstrap token: the bootstrap-token phase has not run",
-                          hint="run `kubeinit init phase bootstrap-token` first")
+        raise PhaseFailed(
+            "no bootstrap token: the bootstrap-token phase has not run",
+            hint="run `kubeinit init phase bootstrap-token` first",
+        )
     uploaded = load_uploaded(ctx.root)
     f = ctx.path(paths.ADMIN_CONF)
     try:
         cfg = yaml.safe_load(f.read_text())
-        context = next(c["context"] for c in cfg["contexts"]
-                       if c["name"] == cfg["current-context"])
+        context = next(c["context"] for c in cfg["contexts"] if c["name"] == cfg["current-context"])
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == context["cluster"])
         if "certificate-authority-data" in cluster:
             ca = base64.b64decode(cluster["certificate-authority-data"])
@@ -46,11 +47,14 @@ def join_info(ctx: InitContext) -> JoinInfo:
         raise PhaseFailed(f"{f}: not a usable kubeconfig ({type(e).__name__})") from None
     hashes = tuple(ca_cert_hash(block) for block in _pem_blocks(ca))
     return JoinInfo(
-        server=str(cluster["server"]).replace("https://", ""), ca_cert_hashes=hashes,
-        token=tokens[0].value, token_expires=tokens[0].expires,
+        server=str(cluster["server"]).replace("https://", ""),
+        ca_cert_hashes=hashes,
+        token=tokens[0].value,
+        token_expires=tokens[0].expires,
         certificate_key=uploaded.key if uploaded and uploaded.uploaded else "",
         certificate_key_expires=uploaded.expires if uploaded and uploaded.uploaded else None,
-        control_plane_endpoint=ctx.config.cluster.control_plane_endpoint)
+        control_plane_endpoint=ctx.config.cluster.control_plane_endpoint,
+    )
 
 
 def _pem_blocks(data: bytes) -> list[bytes]:
@@ -73,10 +77,14 @@ def run(ctx: InitContext) -> None:
     written = [str(paths.JOIN_COMMAND)]
     if info.certificate_key:
         written.append(str(paths.JOIN_COMMAND_CONTROL_PLANE))
-    ctx.notes.append(f"wrote {', '.join(written)} (token expires {exp}); print them with"
-                     " `kubeinit join-command`")
+    ctx.notes.append(
+        f"wrote {', '.join(written)} (token expires {exp}); print them with `kubeinit join-command`"
+    )
 
 
-PHASE = Phase(name="show-join-command",
-              summary="Show the join command for control-plane and worker node", run=run,
-              needs_api=True)
+PHASE = Phase(
+    name="show-join-command",
+    summary="Show the join command for control-plane and worker node",
+    run=run,
+    needs_api=True,
+)

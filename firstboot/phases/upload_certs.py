@@ -45,22 +45,30 @@ def _ensure_token_secret(client: Client, token: Token, timeout: float) -> str:
         uid["uid"] = current["metadata"]["uid"]
         return True
 
-    client.poll(f"cannot create the bootstrap token {token.secret_name} for"
-                f" {objects.KUBEADM_CERTS}", attempt, timeout)
+    client.poll(
+        f"cannot create the bootstrap token {token.secret_name} for {objects.KUBEADM_CERTS}",
+        attempt,
+        timeout,
+    )
     return uid["uid"]
 
 
 def delete_stale_proxy_tokens(client: Client, keep: str) -> list[str]:
     """Delete the kubeadm-certs proxy tokens other than `keep`: they own nothing any more."""
     deleted = []
-    secrets = client.request("GET", collection_path("Secret", NS_SYSTEM),
-                             query={"fieldSelector": f"type={SECRET_TYPE}"})
+    secrets = client.request(
+        "GET", collection_path("Secret", NS_SYSTEM), query={"fieldSelector": f"type={SECRET_TYPE}"}
+    )
     for s in (secrets or {}).get("items") or []:
         name = s["metadata"]["name"]
         desc = base64.b64decode((s.get("data") or {}).get("description", "")).decode(
-            errors="replace")
-        if (desc == objects.PROXY_TOKEN_DESCRIPTION and name != keep
-                and client.delete("Secret", name, NS_SYSTEM)):
+            errors="replace"
+        )
+        if (
+            desc == objects.PROXY_TOKEN_DESCRIPTION
+            and name != keep
+            and client.delete("Secret", name, NS_SYSTEM)
+        ):
             deleted.append(name)
     return deleted
 
@@ -70,8 +78,11 @@ def upload(ctx: InitContext, *, refresh: bool = False) -> UploadedCerts:
     client = ctx.client()
     now = datetime.datetime.now(datetime.UTC)
     saved = None if refresh else load_uploaded(ctx.root)
-    key = ctx.config.init.certificate_key or (saved.key if saved else "") \
+    key = (
+        ctx.config.init.certificate_key
+        or (saved.key if saved else "")
         or generate_certificate_key()
+    )
     register_secret(key)
     proxy = saved.proxy_token if saved else None
     if proxy is None or expired(proxy, now, REUSE_MARGIN):
@@ -86,8 +97,9 @@ def upload(ctx: InitContext, *, refresh: bool = False) -> UploadedCerts:
         except FileNotFoundError:
             return None
 
-    secret = objects.kubeadm_certs_secret(ctx.config, key, read,
-                                          {"name": proxy.secret_name, "uid": uid})
+    secret = objects.kubeadm_certs_secret(
+        ctx.config, key, read, {"name": proxy.secret_name, "uid": uid}
+    )
     client.create_or_update(secret, ctx.api_timeout)
     for obj in objects.kubeadm_certs_rbac():
         client.create_or_update(obj, ctx.api_timeout)
@@ -106,5 +118,9 @@ def run(ctx: InitContext) -> None:
     upload(ctx)
 
 
-PHASE = Phase(name="upload-certs", summary=f"Upload certificates to {objects.KUBEADM_CERTS}",
-              run=run, needs_api=True)
+PHASE = Phase(
+    name="upload-certs",
+    summary=f"Upload certificates to {objects.KUBEADM_CERTS}",
+    run=run,
+    needs_api=True,
+)

@@ -29,28 +29,49 @@ def run_kubeadm(ctx: InitContext) -> None:
 
 
 def kubelet_yaml(ctx: InitContext) -> str:
-    """The KubeletConfiguration as kubeadm holds it in memory: defaulted, but without the
-    node-local changes (Mutate's resolvConf, instance-config.yaml) that only config.yaml gets."""
-    from kubeinit import goyaml  # noqa: PLC0415 - deferred
-    from kubeinit.kubelet import kubelet_configuration  # noqa: PLC0415 - deferred
+    """The KubeletConfiguration as kubeadm holds it in memory: defaulted, without the
+    instance-config.yaml patch. From v1.37 also without Mutate's node-local resolvConf
+    (phases/kubelet/config.go WriteConfigToDisk mutates a deep copy); up to v1.36 kubelet-start
+    mutated the shared object, so the uploaded copy carries resolvConf when systemd-resolved
+    is active on this node."""
+    from kubeinit import goyaml
+    from kubeinit.kubelet import (
+        kubelet_configuration,
+        systemd_resolved_active,
+    )
 
-    return goyaml.dumps(kubelet_configuration(ctx.config, systemd_resolved=False))
+    resolved = ctx.config.release.minor <= 36 and systemd_resolved_active(
+        ctx.root, live=ctx.manage_services
+    )
+    return goyaml.dumps(kubelet_configuration(ctx.config, systemd_resolved=resolved))
 
 
 def run_kubelet(ctx: InitContext) -> None:
     client = ctx.client()
-    cm = objects.kubelet_config_configmap(kubelet_yaml(ctx),
-                                          user_supplied=ctx.config.kubelet is not None)
+    cm = objects.kubelet_config_configmap(
+        kubelet_yaml(ctx), user_supplied=ctx.config.kubelet is not None
+    )
     client.create_or_update(cm, ctx.api_timeout)
     for obj in objects.kubelet_config_rbac():
         client.create_or_update(obj, ctx.api_timeout)
 
 
 PHASE = Phase(
-    name="upload-config", summary="Upload the kubeadm and kubelet configuration to a ConfigMap",
-    needs_api=True, children=(
-        Phase(name="kubeadm", summary="Upload the kubeadm ClusterConfiguration to a ConfigMap",
-              run=run_kubeadm, needs_api=True),
-        Phase(name="kubelet", summary="Upload the kubelet component config to a ConfigMap",
-              run=run_kubelet, needs_api=True),
-    ))
+    name="upload-config",
+    summary="Upload the kubeadm and kubelet configuration to a ConfigMap",
+    needs_api=True,
+    children=(
+        Phase(
+            name="kubeadm",
+            summary="Upload the kubeadm ClusterConfiguration to a ConfigMap",
+            run=run_kubeadm,
+            needs_api=True,
+        ),
+        Phase(
+            name="kubelet",
+            summary="Upload the kubelet component config to a ConfigMap",
+            run=run_kubelet,
+            needs_api=True,
+        ),
+    ),
+)

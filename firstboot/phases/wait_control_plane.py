@@ -47,8 +47,9 @@ def arg_values(pod: Mapping[str, Any] | None, name: str, args: tuple[str, str]) 
     command starts with `name` (later flags win, as kubeadm's loop overwrites)."""
     values = ["", ""]
     if pod is None:
-        raise PhaseFailed(f"no static Pod manifest for {name}",
-                          hint="rerun `kubeinit init phase control-plane`")
+        raise PhaseFailed(
+            f"no static Pod manifest for {name}", hint="rerun `kubeinit init phase control-plane`"
+        )
     containers = (pod.get("spec") or {}).get("containers") or []
     container = next((c for c in containers if (c.get("command") or [None])[0] == name), None)
     if container is None:
@@ -65,14 +66,25 @@ def arg_values(pod: Mapping[str, Any] | None, name: str, args: tuple[str, str]) 
     return values
 
 
-def control_plane_components(pods: Mapping[str, Mapping[str, Any] | None],
-                             advertise_address: str) -> list[Component]:
+def control_plane_components(
+    pods: Mapping[str, Mapping[str, Any] | None], advertise_address: str
+) -> list[Component]:
     """getControlPlaneComponents."""
     table = (
-        ("kube-apiserver", ("advertise-address", "secure-port"), advertise_address, "6443",
-         "livez"),
-        ("kube-controller-manager", ("bind-address", "secure-port"), "127.0.0.1", "10257",
-         "healthz"),
+        (
+            "kube-apiserver",
+            ("advertise-address", "secure-port"),
+            advertise_address,
+            "6443",
+            "livez",
+        ),
+        (
+            "kube-controller-manager",
+            ("bind-address", "secure-port"),
+            "127.0.0.1",
+            "10257",
+            "healthz",
+        ),
         ("kube-scheduler", ("bind-address", "secure-port"), "127.0.0.1", "10259", "livez"),
     )
     out = []
@@ -83,7 +95,7 @@ def control_plane_components(pods: Mapping[str, Mapping[str, Any] | None],
 
 
 def read_manifests(ctx: InitContext) -> dict[str, Mapping[str, Any] | None]:
-    import yaml  # noqa: PLC0415 - deferred
+    import yaml
 
     pods: dict[str, Mapping[str, Any] | None] = {}
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
@@ -93,8 +105,10 @@ def read_manifests(ctx: InitContext) -> dict[str, Mapping[str, Any] | None]:
         except FileNotFoundError:
             pods[name] = None
         except (OSError, yaml.YAMLError) as e:
-            raise PhaseFailed(f"{f}: cannot read the static Pod manifest: {type(e).__name__}",
-                              hint="rerun `kubeinit init phase control-plane`") from None
+            raise PhaseFailed(
+                f"{f}: cannot read the static Pod manifest: {type(e).__name__}",
+                hint="rerun `kubeinit init phase control-plane`",
+            ) from None
     return pods
 
 
@@ -107,17 +121,18 @@ def kubelet_healthz(ctx: InitContext) -> tuple[str, int]:
 
 def _http_ok(url: str, *, insecure_tls: bool) -> str | None:
     """None when `url` answers 200, else the reason."""
-    import ssl  # noqa: PLC0415 - deferred
-    import urllib.error  # noqa: PLC0415 - deferred
-    import urllib.request  # noqa: PLC0415 - deferred
+    import ssl
+    import urllib.error
+    import urllib.request
 
     context = ssl.create_default_context()
     if insecure_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     # no proxy from the environment, as kubeadm's http.Transport{} (Proxy: nil)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
     try:
         with opener.open(url, timeout=PROBE_TIMEOUT) as resp:
             return None if resp.status == 200 else f"status {resp.status}"
@@ -128,8 +143,11 @@ def _http_ok(url: str, *, insecure_tls: bool) -> str | None:
         return f"{reason}"
 
 
-def wait_for(checks: Mapping[str, Callable[[], str | None]], timeout: float,
-             on_healthy: Callable[[str, float], None]) -> dict[str, str]:
+def wait_for(
+    checks: Mapping[str, Callable[[], str | None]],
+    timeout: float,
+    on_healthy: Callable[[str, float], None],
+) -> dict[str, str]:
     """Poll every pending check every 500 ms until all pass or `timeout`; return the last error
     of each check that never passed."""
     start = time.monotonic()
@@ -152,9 +170,11 @@ def wait_for(checks: Mapping[str, Callable[[], str | None]], timeout: float,
 
 def _crictl_hint(ctx: InitContext) -> str:
     sock = ctx.config.init.node_registration.cri_socket
-    return (f"list the control-plane containers with `crictl --runtime-endpoint {sock} ps -a |"
-            f" grep kube | grep -v pause`, read one with `crictl --runtime-endpoint {sock} logs"
-            " CONTAINERID`, and check the kubelet with `journalctl -u kubelet`")
+    return (
+        f"list the control-plane containers with `crictl --runtime-endpoint {sock} ps -a |"
+        f" grep kube | grep -v pause`, read one with `crictl --runtime-endpoint {sock} logs"
+        " CONTAINERID`, and check the kubelet with `journalctl -u kubelet`"
+    )
 
 
 def run(ctx: InitContext) -> None:
@@ -164,21 +184,25 @@ def run(ctx: InitContext) -> None:
         ctx.notes.append("kubelet check skipped: healthzPort is 0")
     else:
         url = f"http://{join_host_port(addr, port)}/healthz"
-        failed = wait_for({"kubelet": lambda: _http_ok(url, insecure_tls=False)},
-                          timeouts.kubelet_health_check.total_seconds(), lambda n, t: None)
+        failed = wait_for(
+            {"kubelet": lambda: _http_ok(url, insecure_tls=False)},
+            timeouts.kubelet_health_check.total_seconds(),
+            lambda n, t: None,
+        )
         if failed:
             raise PhaseFailed(
                 f"the kubelet is not healthy after"
                 f" {format_duration(timeouts.kubelet_health_check)}: 'curl -sSL {url}'"
                 f" returned {failed['kubelet']}",
                 hint="the kubelet is not running or is misconfigured: check `systemctl status"
-                " kubelet` and `journalctl -xeu kubelet`")
+                " kubelet` and `journalctl -xeu kubelet`",
+            )
 
     components = control_plane_components(read_manifests(ctx), ctx.identity.advertise_address)
     admin = ctx.admin_client()
 
     def apiserver_livez() -> str | None:
-        from firstboot.apiclient import ApiError  # noqa: PLC0415 - deferred
+        from firstboot.apiclient import ApiError
 
         try:
             admin.request("GET", "/livez", timeout=PROBE_TIMEOUT)
@@ -191,20 +215,29 @@ def run(ctx: InitContext) -> None:
 
     checks: dict[str, Callable[[], str | None]] = {
         c.name: apiserver_livez if c.name == "kube-apiserver" else https_ok(c.url)
-        for c in components}
+        for c in components
+    }
     healthy: list[str] = []
-    failed = wait_for(checks, timeouts.control_plane_component_health_check.total_seconds(),
-                      lambda n, t: healthy.append(f"{n} {t:.1f}s"))
+    failed = wait_for(
+        checks,
+        timeouts.control_plane_component_health_check.total_seconds(),
+        lambda n, t: healthy.append(f"{n} {t:.1f}s"),
+    )
     if failed:
         by_name = {c.name: c for c in components}
         detail = "; ".join(f"{n} at {by_name[n].url}: {err}" for n, err in failed.items())
         raise PhaseFailed(
             f"control plane not healthy after"
             f" {format_duration(timeouts.control_plane_component_health_check)}: {detail}",
-            hint=_crictl_hint(ctx))
+            hint=_crictl_hint(ctx),
+        )
     ctx.notes.append("healthy: " + ", ".join(healthy))
     ctx.client()  # ensures the kubeadm:cluster-admins binding (kubeadm's Client())
 
 
-PHASE = Phase(name="wait-control-plane", summary="Wait for the control plane to start",
-              run=run, needs_api=True)
+PHASE = Phase(
+    name="wait-control-plane",
+    summary="Wait for the control plane to start",
+    run=run,
+    needs_api=True,
+)

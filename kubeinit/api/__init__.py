@@ -35,9 +35,19 @@ def meta(name: str, namespace: str | None = None, **extra: Any) -> Obj:
 
 def role(name: str, namespace: str, resource: str, resource_name: str) -> Obj:
     """A Role granting `get` on one named object, as kubeadm writes all of its Roles."""
-    return {"apiVersion": RBAC_API, "kind": "Role", "metadata": meta(name, namespace),
-            "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": [resource],
-                       "resourceNames": [resource_name]}]}
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "Role",
+        "metadata": meta(name, namespace),
+        "rules": [
+            {
+                "verbs": ["get"],
+                "apiGroups": [""],
+                "resources": [resource],
+                "resourceNames": [resource_name],
+            }
+        ],
+    }
 
 
 def subject(kind: str, name: str, namespace: str = "") -> Obj:
@@ -48,15 +58,23 @@ def subject(kind: str, name: str, namespace: str = "") -> Obj:
 
 
 def role_binding(name: str, namespace: str, role_name: str, subjects: list[Obj]) -> Obj:
-    return {"apiVersion": RBAC_API, "kind": "RoleBinding", "metadata": meta(name, namespace),
-            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role_name},
-            "subjects": subjects}
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "RoleBinding",
+        "metadata": meta(name, namespace),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": role_name},
+        "subjects": subjects,
+    }
 
 
 def cluster_role_binding(name: str, cluster_role: str, subjects: list[Obj]) -> Obj:
-    return {"apiVersion": RBAC_API, "kind": "ClusterRoleBinding", "metadata": meta(name),
-            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": cluster_role},
-            "subjects": subjects}
+    return {
+        "apiVersion": RBAC_API,
+        "kind": "ClusterRoleBinding",
+        "metadata": meta(name),
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": cluster_role},
+        "subjects": subjects,
+    }
 
 
 def group(name: str) -> Obj:

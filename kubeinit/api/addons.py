@@ -354,63 +354,118 @@ def coredns_image(config: Config) -> str:
 def corefile(dns_domain: str) -> str:
     cache = "    cache 30"
     if dns_domain:
-        cache += (f" {{\n       disable success {dns_domain}\n"
-                  f"       disable denial {dns_domain}\n    }}")
-    return (".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n"
-            f"    kubernetes {dns_domain} in-addr.arpa ip6.arpa {{\n       pods insecure\n"
-            "       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n"
-            "    prometheus :9153\n    forward . /etc/resolv.conf {\n"
-            f"       max_concurrent 1000\n    }}\n{cache}\n    loop\n    reload\n"
-            "    loadbalance\n}\n")
+        cache += (
+            f" {{\n       disable success {dns_domain}\n       disable denial {dns_domain}\n    }}"
+        )
+    return (
+        ".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n"
+        f"    kubernetes {dns_domain} in-addr.arpa ip6.arpa {{\n       pods insecure\n"
+        "       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n"
+        "    prometheus :9153\n    forward . /etc/resolv.conf {\n"
+        f"       max_concurrent 1000\n    }}\n{cache}\n    loop\n    reload\n"
+        "    loadbalance\n}\n"
+    )
 
 
 def coredns_objects(config: Config, replicas: int = COREDNS_REPLICAS) -> dict[str, Obj]:
     """Everything EnsureDNSAddon creates, keyed by kind: ConfigMap, ClusterRole,
     ClusterRoleBinding, ServiceAccount, Deployment, Service (kubeadm's creation order)."""
-    indented = "".join("    " + line + "\n" if line else "\n"
-                       for line in corefile(config.cluster.networking.dns_domain).splitlines())
+    indented = "".join(
+        "    " + line + "\n" if line else "\n"
+        for line in corefile(config.cluster.networking.dns_domain).splitlines()
+    )
     return {
         "ConfigMap": _load(COREDNS_CONFIGMAP, Corefile=indented),
         "ClusterRole": _load(COREDNS_CLUSTER_ROLE),
         "ClusterRoleBinding": _load(COREDNS_CLUSTER_ROLE_BINDING),
         "ServiceAccount": _load(COREDNS_SERVICE_ACCOUNT),
-        "Deployment": _load(COREDNS_DEPLOYMENT, DeploymentName="coredns",
-                            Image=coredns_image(config), Replicas=replicas,
-                            ControlPlaneTaintKey=CONTROL_PLANE_TAINT_KEY),
+        "Deployment": _load(
+            COREDNS_DEPLOYMENT,
+            DeploymentName="coredns",
+            Image=coredns_image(config),
+            Replicas=replicas,
+            ControlPlaneTaintKey=CONTROL_PLANE_TAINT_KEY,
+        ),
         "Service": _load(COREDNS_SERVICE, DNSIP=dns_ip(config.cluster.networking.service_subnet)),
     }
 
 
 # --- kube-proxy ------------------------------------------------------------------------------
 
+
 def _zero_kube_proxy_configuration() -> Obj:
     """Every field of KubeProxyConfiguration v1alpha1 (1.37) at its Go zero value, as
     encoding/json writes it (pointers null, Durations "0s", non-omitempty strings "")."""
     d0 = "0s"
     return {
-        "apiVersion": KUBEPROXY_API, "kind": "KubeProxyConfiguration",
-        "clientConnection": {"acceptContentTypes": "", "burst": 0, "contentType": "",
-                             "kubeconfig": "", "qps": 0},
-        "logging": {"flushFrequency": 0, "options": {"json": {"infoBufferSize": "0"},
-                                                      "text": {"infoBufferSize": "0"}},
-                    "verbosity": 0},
-        "hostnameOverride": "", "bindAddress": "", "healthzBindAddress": "",
-        "metricsBindAddress": "", "bindAddressHardFail": False, "enableProfiling": False,
-        "showHiddenMetricsForVersion": "", "mode": "",
-        "iptables": {"masqueradeBit": None, "masqueradeAll": False, "localhostNodePorts": None,
-                     "syncPeriod": d0, "minSyncPeriod": d0},
-        "ipvs": {"syncPeriod": d0, "minSyncPeriod": d0, "scheduler": "", "excludeCIDRs": None,
-                 "strictARP": False, "tcpTimeout": d0, "tcpFinTimeout": d0, "udpTimeout": d0},
-        "nftables": {"masqueradeBit": None, "masqueradeAll": False, "syncPeriod": d0,
-                     "minSyncPeriod": d0},
-        "winkernel": {"networkName": "", "sourceVip": "", "enableDSR": False,
-                      "rootHnsEndpointName": "", "forwardHealthCheckVip": False},
-        "detectLocalMode": "", "detectLocal": {"bridgeInterface": "", "interfaceNamePrefix": ""},
-        "clusterCIDR": "", "nodePortAddresses": None, "oomScoreAdj": None,
-        "conntrack": {"maxPerCore": None, "min": None, "tcpEstablishedTimeout": None,
-                      "tcpCloseWaitTimeout": None, "tcpBeLiberal": False, "udpTimeout": d0,
-                      "udpStreamTimeout": d0},
-        "configSyncPeriod": d0, "portRange": "",
+        "apiVersion": KUBEPROXY_API,
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {
+            "acceptContentTypes": "",
+            "burst": 0,
+            "contentType": "",
+            "kubeconfig": "",
+            "qps": 0,
+        },
+        "logging": {
+            "flushFrequency": 0,
+            "options": {"json": {"infoBufferSize": "0"}, "text": {"infoBufferSize": "0"}},
+            "verbosity": 0,
+        },
+        "hostnameOverride": "",
+        "bindAddress": "",
+        "healthzBindAddress": "",
+        "metricsBindAddress": "",
+        "bindAddressHardFail": False,
+        "enableProfiling": False,
+        "showHiddenMetricsForVersion": "",
+        "mode": "",
+        "iptables": {
+            "masqueradeBit": None,
+            "masqueradeAll": False,
+            "localhostNodePorts": None,
+            "syncPeriod": d0,
+            "minSyncPeriod": d0,
+        },
+        "ipvs": {
+            "syncPeriod": d0,
+            "minSyncPeriod": d0,
+            "scheduler": "",
+            "excludeCIDRs": None,
+            "strictARP": False,
+            "tcpTimeout": d0,
+            "tcpFinTimeout": d0,
+            "udpTimeout": d0,
+        },
+        "nftables": {
+            "masqueradeBit": None,
+            "masqueradeAll": False,
+            "syncPeriod": d0,
+            "minSyncPeriod": d0,
+        },
+        "winkernel": {
+            "networkName": "",
+            "sourceVip": "",
+            "enableDSR": False,
+            "rootHnsEndpointName": "",
+            "forwardHealthCheckVip": False,
+        },
+        "detectLocalMode": "",
+        "detectLocal": {"bridgeInterface": "", "interfaceNamePrefix": ""},
+        "clusterCIDR": "",
+        "nodePortAddresses": None,
+        "oomScoreAdj": None,
+        "conntrack": {
+            "maxPerCore": None,
+            "min": None,
+            "tcpEstablishedTimeout": None,
+            "tcpCloseWaitTimeout": None,
+            "tcpBeLiberal": False,
+            "udpTimeout": d0,
+            "udpStreamTimeout": d0,
+        },
+        "configSyncPeriod": d0,
+        "portRange": "",
     }
 
 
@@ -426,10 +481,11 @@ def _merge(base: Obj, over: Mapping[str, Any]) -> Obj:
 def kube_proxy_configuration(config: Config, advertise_address: str) -> Obj:
     """kubeadm's KubeProxyConfiguration: the user's document over the zero struct, then
     kubeProxyConfig.Default (bindAddress by the advertise address family, clusterCIDR from the
-    pod subnet, the in-pod kubeconfig path, mode iptables)."""
-    cfg = _merge(_zero_kube_proxy_configuration(),
-                 {k: v for k, v in (config.kube_proxy or {}).items()
-                  if k not in ("apiVersion", "kind")})
+    pod subnet, the in-pod kubeconfig path, and from v1.37 mode iptables)."""
+    cfg = _merge(
+        _zero_kube_proxy_configuration(),
+        {k: v for k, v in (config.kube_proxy or {}).items() if k not in ("apiVersion", "kind")},
+    )
     if not cfg.get("bindAddress"):
         v4 = ipaddress.ip_address(advertise_address).version == 4
         cfg["bindAddress"] = "0.0.0.0" if v4 else "::"
@@ -437,8 +493,8 @@ def kube_proxy_configuration(config: Config, advertise_address: str) -> Obj:
         cfg["clusterCIDR"] = config.cluster.networking.pod_subnet
     if not cfg["clientConnection"].get("kubeconfig"):
         cfg["clientConnection"]["kubeconfig"] = KUBE_PROXY_KUBECONFIG
-    if not cfg.get("mode"):
-        cfg["mode"] = "iptables"
+    if not cfg.get("mode") and config.release.minor >= 37:
+        cfg["mode"] = "iptables"  # defaulted by kubeadm since v1.37; v1.35/v1.36 leave ""
     if not cfg.get("featureGates"):
         cfg.pop("featureGates", None)  # omitempty
     if not cfg.get("windowsRunAsService"):
@@ -451,8 +507,9 @@ def control_plane_url(config: Config, advertise_address: str) -> str:
     local advertise address and bindPort."""
     port = config.init.local_api_endpoint.bind_port
     if config.cluster.control_plane_endpoint:
-        host, p = split_host_port(config.cluster.control_plane_endpoint,
-                                  field_name="controlPlaneEndpoint")
+        host, p = split_host_port(
+            config.cluster.control_plane_endpoint, field_name="controlPlaneEndpoint"
+        )
         return "https://" + join_host_port(host, p or port)
     return "https://" + join_host_port(advertise_address, port)
 
@@ -463,31 +520,51 @@ def proxy_env(environ: Mapping[str, str]) -> list[Obj]:
     return [{"name": k, "value": found[k]} for k in sorted(found)]
 
 
-def kube_proxy_objects(config: Config, advertise_address: str,
-                       environ: Mapping[str, str] | None = None) -> dict[str, Obj]:
+def kube_proxy_objects(
+    config: Config, advertise_address: str, environ: Mapping[str, str] | None = None
+) -> dict[str, Obj]:
     """Everything EnsureProxyAddon creates: ConfigMap, DaemonSet, ServiceAccount,
     ClusterRoleBinding, Role, RoleBinding (kubeadm's creation order)."""
     proxy_yaml = dump(kube_proxy_configuration(config, advertise_address))
-    cm: Obj = {"kind": "ConfigMap", "apiVersion": "v1",
-               "metadata": {"name": KUBE_PROXY_CONFIGMAP, "namespace": NS_SYSTEM,
-                            "labels": {"app": "kube-proxy"}},
-               "data": {"kubeconfig.conf": Template(KUBE_PROXY_KUBECONFIG_TEMPLATE).substitute(
-                   ControlPlaneEndpoint=control_plane_url(config, advertise_address)),
-                        # the template's `|-` block drops the final newline
-                        KUBE_PROXY_CONFIGMAP_KEY: proxy_yaml.rstrip("\n")}}
+    cm: Obj = {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": KUBE_PROXY_CONFIGMAP,
+            "namespace": NS_SYSTEM,
+            "labels": {"app": "kube-proxy"},
+        },
+        "data": {
+            "kubeconfig.conf": Template(KUBE_PROXY_KUBECONFIG_TEMPLATE).substitute(
+                ControlPlaneEndpoint=control_plane_url(config, advertise_address)
+            ),
+            # the template's `|-` block drops the final newline
+            KUBE_PROXY_CONFIGMAP_KEY: proxy_yaml.rstrip("\n"),
+        },
+    }
     signed(cm, user_supplied=config.kube_proxy is not None)
-    ds = _load(KUBE_PROXY_DAEMONSET, Image=config.release.image("kube-proxy"),
-               ProxyConfigMap=KUBE_PROXY_CONFIGMAP, ProxyConfigMapKey=KUBE_PROXY_CONFIGMAP_KEY)
+    ds = _load(
+        KUBE_PROXY_DAEMONSET,
+        Image=config.release.image("kube-proxy"),
+        ProxyConfigMap=KUBE_PROXY_CONFIGMAP,
+        ProxyConfigMapKey=KUBE_PROXY_CONFIGMAP_KEY,
+    )
     ds["spec"]["template"]["spec"]["containers"][0]["env"].extend(proxy_env(environ or {}))
     return {
         "ConfigMap": cm,
         "DaemonSet": ds,
-        "ServiceAccount": {"apiVersion": "v1", "kind": "ServiceAccount",
-                           "metadata": meta("kube-proxy", NS_SYSTEM)},
+        "ServiceAccount": {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta("kube-proxy", NS_SYSTEM),
+        },
         "ClusterRoleBinding": cluster_role_binding(
-            "kubeadm:node-proxier", "system:node-proxier",
-            [subject("ServiceAccount", "kube-proxy", NS_SYSTEM)]),
+            "kubeadm:node-proxier",
+            "system:node-proxier",
+            [subject("ServiceAccount", "kube-proxy", NS_SYSTEM)],
+        ),
         "Role": role("kube-proxy", NS_SYSTEM, "configmaps", KUBE_PROXY_CONFIGMAP),
-        "RoleBinding": role_binding("kube-proxy", NS_SYSTEM, "kube-proxy",
-                                    [group(NODE_BOOTSTRAP_TOKEN_GROUP)]),
+        "RoleBinding": role_binding(
+            "kube-proxy", NS_SYSTEM, "kube-proxy", [group(NODE_BOOTSTRAP_TOKEN_GROUP)]
+        ),
     }

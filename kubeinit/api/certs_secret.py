@@ -28,7 +28,7 @@ NONCE_SIZE = 12
 
 
 def encrypt(plain: bytes, key_hex: str) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 - deferred
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     nonce = os.urandom(NONCE_SIZE)
     return nonce + AESGCM(bytes.fromhex(key_hex)).encrypt(nonce, plain, None)
@@ -36,7 +36,7 @@ def encrypt(plain: bytes, key_hex: str) -> bytes:
 
 def decrypt(blob: bytes, key_hex: str) -> bytes:
     """DecryptBytes; raises cryptography's InvalidTag for a wrong key."""
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415 - deferred
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     if len(blob) < NONCE_SIZE:
         raise ValueError("size of data is less than the nonce")
@@ -60,13 +60,21 @@ def certs_to_transfer(config: Config) -> dict[str, PurePosixPath]:
 
 
 def proxy_token(now: datetime.datetime) -> Token:
-    return Token(value=generate_token(), expires=(now + CERT_TOKEN_TTL).replace(microsecond=0),
-                 description=PROXY_TOKEN_DESCRIPTION, usages=(), groups=())
+    return Token(
+        value=generate_token(),
+        expires=(now + CERT_TOKEN_TTL).replace(microsecond=0),
+        description=PROXY_TOKEN_DESCRIPTION,
+        usages=(),
+        groups=(),
+    )
 
 
-def kubeadm_certs_secret(config: Config, key_hex: str,
-                         read: Callable[[PurePosixPath], bytes | None],
-                         owner: Mapping[str, str]) -> Obj:
+def kubeadm_certs_secret(
+    config: Config,
+    key_hex: str,
+    read: Callable[[PurePosixPath], bytes | None],
+    owner: Mapping[str, str],
+) -> Obj:
     """The Secret. `read(path)` returns a file's bytes or None when it does not exist (kubeadm
     then stores an empty value). `owner` is the proxy token Secret's name and uid."""
     data: dict[str, str] = {}
@@ -74,13 +82,26 @@ def kubeadm_certs_secret(config: Config, key_hex: str,
         content = read(path)
         enc = encrypt(content, key_hex) if content is not None else b""
         data[name] = base64.b64encode(enc).decode()
-    ref = {"apiVersion": "v1", "kind": "Secret", "name": owner["name"], "uid": owner["uid"],
-           "controller": True, "blockOwnerDeletion": True}
-    return {"apiVersion": "v1", "kind": "Secret",
-            "metadata": meta(KUBEADM_CERTS, NS_SYSTEM, ownerReferences=[ref]), "data": data}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "name": owner["name"],
+        "uid": owner["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(KUBEADM_CERTS, NS_SYSTEM, ownerReferences=[ref]),
+        "data": data,
+    }
 
 
 def kubeadm_certs_rbac() -> list[Obj]:
-    return [role(KUBEADM_CERTS_ROLE, NS_SYSTEM, "secrets", KUBEADM_CERTS),
-            role_binding(KUBEADM_CERTS_ROLE, NS_SYSTEM, KUBEADM_CERTS_ROLE,
-                         [group(NODE_BOOTSTRAP_TOKEN_GROUP)])]
+    return [
+        role(KUBEADM_CERTS_ROLE, NS_SYSTEM, "secrets", KUBEADM_CERTS),
+        role_binding(
+            KUBEADM_CERTS_ROLE, NS_SYSTEM, KUBEADM_CERTS_ROLE, [group(NODE_BOOTSTRAP_TOKEN_GROUP)]
+        ),
+    ]

@@ -20,8 +20,14 @@ from kubeinit.api.tokens import rfc3339
 JOIN_SCHEMA = 1
 
 
-def join_command(server_host_port: str, token: str, ca_hashes: Sequence[str], *,
-                 certificate_key: str | None = None, control_plane: bool = False) -> str:
+def join_command(
+    server_host_port: str,
+    token: str,
+    ca_hashes: Sequence[str],
+    *,
+    certificate_key: str | None = None,
+    control_plane: bool = False,
+) -> str:
     """joinCommandTemplate rendered exactly (a backslash-newline-tab between option groups)."""
     out = f"kubeadm join {server_host_port} --token {token} \\\n\t"
     out += "".join(f"--discovery-token-ca-cert-hash {h} " for h in ca_hashes)
@@ -48,18 +54,25 @@ class JoinInfo:
         return join_command(self.server, self.token, self.ca_cert_hashes)
 
     def control_plane_command(self) -> str:
-        return join_command(self.server, self.token, self.ca_cert_hashes,
-                            certificate_key=self.certificate_key, control_plane=True)
+        return join_command(
+            self.server,
+            self.token,
+            self.ca_cert_hashes,
+            certificate_key=self.certificate_key,
+            control_plane=True,
+        )
 
     def to_json(self) -> str:
         def t(x: datetime.datetime | None) -> str | None:
             return rfc3339(x) if x else None
 
         data: dict[str, Any] = {
-            "schema": JOIN_SCHEMA, "server": self.server,
+            "schema": JOIN_SCHEMA,
+            "server": self.server,
             "caCertHashes": list(self.ca_cert_hashes),
             "controlPlaneEndpoint": self.control_plane_endpoint,
-            "token": self.token, "tokenExpires": t(self.token_expires),
+            "token": self.token,
+            "tokenExpires": t(self.token_expires),
             "certificateKey": self.certificate_key,
             "certificateKeyExpires": t(self.certificate_key_expires),
         }
@@ -73,22 +86,28 @@ def script(command: str, comment: Sequence[str]) -> str:
 
 def worker_script(info: JoinInfo) -> str:
     exp = rfc3339(info.token_expires) if info.token_expires else "never"
-    return script(info.worker_command(), [
-        "kubeinit: join a worker node to this cluster (run as root on the new node).",
-        f"The bootstrap token expires {exp}; mint a new one with `kubeinit join-command"
-        " --refresh`.",
-        "Secret: anyone holding this file can join nodes to the cluster."])
+    return script(
+        info.worker_command(),
+        [
+            "kubeinit: join a worker node to this cluster (run as root on the new node).",
+            f"The bootstrap token expires {exp}; mint a new one with `kubeinit join-command"
+            " --refresh`.",
+            "Secret: anyone holding this file can join nodes to the cluster.",
+        ],
+    )
 
 
 def control_plane_script(info: JoinInfo) -> str:
-    exp = (rfc3339(info.certificate_key_expires) if info.certificate_key_expires
-           else "unknown")
+    exp = rfc3339(info.certificate_key_expires) if info.certificate_key_expires else "unknown"
     lines = [
         "kubeinit: join another control-plane node (run as root on the new node).",
         f"The uploaded certificates (kubeadm-certs) expire {exp}; re-upload with"
         " `kubeinit join-command --refresh`.",
-        "Secret: the certificate key decrypts the cluster CA keys."]
+        "Secret: the certificate key decrypts the cluster CA keys.",
+    ]
     if not info.control_plane_endpoint:
-        lines.append("Note: the cluster has no controlPlaneEndpoint; kubeadm refuses a"
-                     " control-plane join until one is set.")
+        lines.append(
+            "Note: the cluster has no controlPlaneEndpoint; kubeadm refuses a"
+            " control-plane join until one is set."
+        )
     return script(info.control_plane_command(), lines)

@@ -37,6 +37,7 @@ from kubeinit.api import (
 )
 from kubeinit.config import BootstrapToken as ConfigToken
 from kubeinit.goyaml import dumps as dump
+from kubeinit.versions import Release
 
 TOKEN_RE = re.compile(r"\A([a-z0-9]{6})\.([a-z0-9]{16})\Z")
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -71,18 +72,24 @@ class Token:
         return secret_name(self.id)
 
     def to_json(self) -> dict[str, Any]:
-        return {"token": self.value, "expires": rfc3339(self.expires) if self.expires else None,
-                "description": self.description, "usages": list(self.usages),
-                "groups": list(self.groups)}
+        return {
+            "token": self.value,
+            "expires": rfc3339(self.expires) if self.expires else None,
+            "description": self.description,
+            "usages": list(self.usages),
+            "groups": list(self.groups),
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Token:
         exp = d.get("expires")
-        return cls(value=str(d["token"]),
-                   expires=parse_rfc3339(exp) if exp else None,
-                   description=str(d.get("description", "")),
-                   usages=tuple(d.get("usages", DEFAULT_USAGES)),
-                   groups=tuple(d.get("groups", (NODE_BOOTSTRAP_TOKEN_GROUP,))))
+        return cls(
+            value=str(d["token"]),
+            expires=parse_rfc3339(exp) if exp else None,
+            description=str(d.get("description", "")),
+            usages=tuple(d.get("usages", DEFAULT_USAGES)),
+            groups=tuple(d.get("groups", (NODE_BOOTSTRAP_TOKEN_GROUP,))),
+        )
 
 
 def secret_name(token_id: str) -> str:
@@ -91,6 +98,7 @@ def secret_name(token_id: str) -> str:
 
 def generate_token() -> str:
     """cluster-bootstrap GenerateBootstrapToken: [a-z0-9]{6}.[a-z0-9]{16} from crypto/rand."""
+
     def pick(n: int) -> str:
         return "".join(secrets.choice(_ALPHABET) for _ in range(n))
 
@@ -120,15 +128,22 @@ def tokens_from_config(configured: Iterable[ConfigToken], now: datetime.datetime
         if t.expires:
             try:
                 expires: datetime.datetime | None = datetime.datetime.fromisoformat(
-                    t.expires.replace("Z", "+00:00"))
+                    t.expires.replace("Z", "+00:00")
+                )
             except ValueError:
                 expires = None
         else:
             ttl = DEFAULT_TTL if t.ttl is None else t.ttl
             expires = (now + ttl).replace(microsecond=0) if ttl.total_seconds() > 0 else None
-        out.append(Token(value=t.token or generate_token(), expires=expires,
-                         description=t.description, usages=t.usages or DEFAULT_USAGES,
-                         groups=t.groups or (NODE_BOOTSTRAP_TOKEN_GROUP,)))
+        out.append(
+            Token(
+                value=t.token or generate_token(),
+                expires=expires,
+                description=t.description,
+                usages=t.usages or DEFAULT_USAGES,
+                groups=t.groups or (NODE_BOOTSTRAP_TOKEN_GROUP,),
+            )
+        )
     return out
 
 
@@ -147,59 +162,96 @@ def token_secret(token: Token) -> Obj:
         data[f"usage-bootstrap-{u}"] = "true"
     if token.groups:
         data["auth-extra-groups"] = ",".join(token.groups)
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(token.secret_name, NS_SYSTEM),
-            "type": SECRET_TYPE, "data": {k: _b64(v) for k, v in data.items()}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(token.secret_name, NS_SYSTEM),
+        "type": SECRET_TYPE,
+        "data": {k: _b64(v) for k, v in data.items()},
+    }
 
 
-def tls_bootstrap_rbac() -> list[Obj]:
+def tls_bootstrap_rbac(release: Release) -> list[Obj]:
     """bootstrap-token's RBAC, in kubeadm's order (app/cmd/phases/init/bootstraptoken.go)."""
     bootstrappers = [group(NODE_BOOTSTRAP_TOKEN_GROUP)]
-    return [
-        {"apiVersion": RBAC_API, "kind": "ClusterRole", "metadata": meta(GET_NODES),
-         "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}]},
+    out = [
+        {
+            "apiVersion": RBAC_API,
+            "kind": "ClusterRole",
+            "metadata": meta(GET_NODES),
+            "rules": [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}],
+        },
         cluster_role_binding(GET_NODES, GET_NODES, bootstrappers),
-        cluster_role_binding("kubeadm:kubelet-bootstrap", "system:node-bootstrapper",
-                             bootstrappers),
-        cluster_role_binding("kubeadm:node-autoapprove-bootstrap",
-                             "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-                             bootstrappers),
-        cluster_role_binding("kubeadm:node-autoapprove-certificate-rotation",
-                             "system:certificates.k8s.io:certificatesigningrequests:"
-                             "selfnodeclient", [group(NODES_GROUP)]),
-        # AllowAPIServerToAccessKubeletAPI (v1.36+): the apiserver-kubelet-client certificate
-        # carries no organization any more and is authorized through this binding.
-        cluster_role_binding("kubeadm:apiserver-kubelet-client", "system:kubelet-api-admin",
-                             [subject("User", "kube-apiserver-kubelet-client")]),
+        cluster_role_binding(
+            "kubeadm:kubelet-bootstrap", "system:node-bootstrapper", bootstrappers
+        ),
+        cluster_role_binding(
+            "kubeadm:node-autoapprove-bootstrap",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            bootstrappers,
+        ),
+        cluster_role_binding(
+            "kubeadm:node-autoapprove-certificate-rotation",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            [group(NODES_GROUP)],
+        ),
     ]
+    if not release.kubelet_client_has_org:
+        # AllowAPIServerToAccessKubeletAPI (v1.36.0+; absent from v1.35.4): the
+        # apiserver-kubelet-client certificate carries no organization any more
+        # (kubernetes#138957) and is authorized through this binding instead.
+        out.append(
+            cluster_role_binding(
+                "kubeadm:apiserver-kubelet-client",
+                "system:kubelet-api-admin",
+                [subject("User", "kube-apiserver-kubelet-client")],
+            )
+        )
+    return out
 
 
 def cluster_info_kubeconfig(cluster: Mapping[str, Any]) -> str:
     """The kubeconfig in `cluster-info`: admin.conf's current cluster, flattened, under the
     empty name, written by clientcmd.Write (contexts and users null)."""
-    return dump({"apiVersion": "v1", "kind": "Config", "clusters": [
-        {"cluster": dict(cluster), "name": ""}], "contexts": None, "current-context": "",
-        "users": None})
+    return dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"cluster": dict(cluster), "name": ""}],
+            "contexts": None,
+            "current-context": "",
+            "users": None,
+        }
+    )
 
 
 def cluster_info_configmap(cluster: Mapping[str, Any]) -> Obj:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(CLUSTER_INFO, NS_PUBLIC),
-            "data": {"kubeconfig": cluster_info_kubeconfig(cluster)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(CLUSTER_INFO, NS_PUBLIC),
+        "data": {"kubeconfig": cluster_info_kubeconfig(cluster)},
+    }
 
 
 def cluster_info_rbac() -> list[Obj]:
-    return [role(CLUSTER_INFO_ROLE, NS_PUBLIC, "configmaps", CLUSTER_INFO),
-            role_binding(CLUSTER_INFO_ROLE, NS_PUBLIC, CLUSTER_INFO_ROLE,
-                         [subject("User", "system:anonymous")])]
+    return [
+        role(CLUSTER_INFO_ROLE, NS_PUBLIC, "configmaps", CLUSTER_INFO),
+        role_binding(
+            CLUSTER_INFO_ROLE, NS_PUBLIC, CLUSTER_INFO_ROLE, [subject("User", "system:anonymous")]
+        ),
+    ]
 
 
 def ca_cert_hash(ca_pem: bytes) -> str:
     """pubkeypin.Hash: sha256 over the CA certificate's DER SubjectPublicKeyInfo."""
-    from cryptography import x509  # noqa: PLC0415 - deferred
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - deferred
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
 
     cert = x509.load_pem_x509_certificate(ca_pem)
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
@@ -211,8 +263,7 @@ def detached_jws(content: str, token_id: str, token_secret: str) -> str:
     """cluster-bootstrap/token/jws ComputeDetachedSignature: HS256 keyed with the token secret.
     kubeinit never signs cluster-info (the controller-manager's bootstrapsigner does); tests use
     this to check that signature."""
-    header = _b64url(json.dumps({"alg": "HS256", "kid": token_id},
-                                separators=(",", ":")).encode())
+    header = _b64url(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
     signing_input = f"{header}.{_b64url(content.encode())}".encode()
     sig = hmac.new(token_secret.encode(), signing_input, hashlib.sha256).digest()
     return f"{header}..{_b64url(sig)}"

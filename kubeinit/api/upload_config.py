@@ -148,15 +148,23 @@ def cluster_configuration(config: Config) -> Obj:
 
 
 def kubeadm_config_configmap(config: Config) -> Obj:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(KUBEADM_CONFIG, NS_SYSTEM),
-            "data": {KUBEADM_CONFIG_KEY: dump(cluster_configuration(config))}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(KUBEADM_CONFIG, NS_SYSTEM),
+        "data": {KUBEADM_CONFIG_KEY: dump(cluster_configuration(config))},
+    }
 
 
 def kubeadm_config_rbac() -> list[Obj]:
     return [
         role(NODES_KUBEADM_CONFIG_ROLE, NS_SYSTEM, "configmaps", KUBEADM_CONFIG),
-        role_binding(NODES_KUBEADM_CONFIG_ROLE, NS_SYSTEM, NODES_KUBEADM_CONFIG_ROLE,
-                     [group(NODE_BOOTSTRAP_TOKEN_GROUP), group(NODES_GROUP)]),
+        role_binding(
+            NODES_KUBEADM_CONFIG_ROLE,
+            NS_SYSTEM,
+            NODES_KUBEADM_CONFIG_ROLE,
+            [group(NODE_BOOTSTRAP_TOKEN_GROUP), group(NODES_GROUP)],
+        ),
     ]
 
 
@@ -173,21 +181,30 @@ def signed(cm: Obj, user_supplied: bool) -> Obj:
     user (the annotation marks kubeadm's own defaults)."""
     if not user_supplied:
         cm["metadata"].setdefault("annotations", {})[COMPONENT_CONFIG_HASH] = config_hash(
-            cm["data"])
+            cm["data"]
+        )
     return cm
 
 
 def kubelet_config_configmap(kubelet_yaml: str, *, user_supplied: bool) -> Obj:
     """`kubelet_yaml` is the marshalled KubeletConfiguration kubeadm keeps in memory (before the
     node-local resolvConf and instance-config patches the kubelet-start phase applies)."""
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(KUBELET_CONFIG, NS_SYSTEM),
-          "data": {KUBELET_CONFIG_KEY: kubelet_yaml}}
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(KUBELET_CONFIG, NS_SYSTEM),
+        "data": {KUBELET_CONFIG_KEY: kubelet_yaml},
+    }
     return signed(cm, user_supplied)
 
 
 def kubelet_config_rbac() -> list[Obj]:
     return [
         role(KUBELET_CONFIG_ROLE, NS_SYSTEM, "configmaps", KUBELET_CONFIG),
-        role_binding(KUBELET_CONFIG_ROLE, NS_SYSTEM, KUBELET_CONFIG_ROLE,
-                     [group(NODES_GROUP), group(NODE_BOOTSTRAP_TOKEN_GROUP)]),
+        role_binding(
+            KUBELET_CONFIG_ROLE,
+            NS_SYSTEM,
+            KUBELET_CONFIG_ROLE,
+            [group(NODES_GROUP), group(NODE_BOOTSTRAP_TOKEN_GROUP)],
+        ),
     ]

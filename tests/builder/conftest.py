@@ -23,6 +23,9 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from kubeinit.config import load_config
+from kubeinit.preflight import control_plane_images
+
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_YAML = Path(__file__).parent / "data" / "cluster.yaml"
 SECTOR = 512
@@ -125,9 +128,6 @@ def make_oci_archive(path: Path, ref: str) -> None:
 
 
 def pinned_images(config_path: Path | None = CLUSTER_YAML) -> tuple[str, ...]:
-    from kubeinit.config import load_config
-    from kubeinit.preflight import control_plane_images
-
     return control_plane_images(load_config(config_path))
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from builder.build import UNIT_SOURCE, unit_wanted_by
+from kubeinit import manifests
 from kubeinit import profile as prof
 from kubeinit.config import load_config
 from kubeinit.identity import Identity
@@ -30,6 +33,7 @@ from tests.builder.conftest import (
     pinned_images,
     sha256,
     tmp_leftovers,
+    to_raw,
 )
 from tests.builder.secrets import scan_image
 
@@ -50,7 +54,7 @@ def test_each_step_is_one_line_with_its_duration(built: BuiltImage) -> None:
     assert any(t.startswith("write ") and t.endswith(" MiB)") for t in titles)
     assert titles[-1] == f"rename the new image to {built.output}"
     summary = built.result.stderr.splitlines()[-1]
-    assert summary.startswith(f"kubeinit-build: wrote ") and str(built.output) in summary
+    assert summary.startswith("kubeinit-build: wrote ") and str(built.output) in summary
     assert "7 image archives" in summary and DIGEST.search(summary)
 
 
@@ -116,8 +120,6 @@ def test_each_clone_boots_as_a_new_machine(built_raw: RawImage) -> None:
 
 def test_profile_holds_the_pinned_release_with_placeholders(image_root: Path,
                                                            base_image: BaseImage) -> None:
-    from kubeinit import manifests
-
     p = prof.load_profile(image_root)
     config = load_config(CLUSTER_YAML)
     assert p.kubernetes_version == "v1.37.2" and p.address_family == 4
@@ -140,6 +142,13 @@ def test_profile_holds_the_pinned_release_with_placeholders(image_root: Path,
     assert doc["clusters"][0]["cluster"]["server"] == "https://10.1.2.3:6443"
     assert doc["users"][0]["name"] == "system:node:node-a"
     assert p.preflight.kubernetes_version == "v1.37.2"
+    assert set(p.addons) == {"coredns", "kube-proxy"}
+    proxy = list(yaml.safe_load_all(p.fill(p.addons["kube-proxy"], node)))
+    assert [d["kind"] for d in proxy][:2] == ["ConfigMap", "DaemonSet"]
+    assert "server: https://10.1.2.3:6443" in proxy[0]["data"]["kubeconfig.conf"]
+    coredns = list(yaml.safe_load_all(p.addons["coredns"]))
+    deployment = next(d for d in coredns if d["kind"] == "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] in p.images
 
 
 def test_image_archives_are_preloaded(image_root: Path, oci_dir: Path) -> None:
@@ -154,9 +163,6 @@ def test_image_archives_are_preloaded(image_root: Path, oci_dir: Path) -> None:
 
 
 def test_secret_scanner_finds_a_key_and_a_token(tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
@@ -174,8 +180,6 @@ def test_secret_scanner_finds_a_key_and_a_token(tmp_path: Path) -> None:
 
 def test_no_private_key_or_token_in_the_whole_image(built: BuiltImage, built_raw: RawImage,
                                                      image_root: Path, tmp_path: Path) -> None:
-    from tests.builder.conftest import to_raw
-
     base_raw = to_raw(built.base.qcow2, tmp_path / "base.raw")
     found = scan_image(built_raw.raw, baseline=base_raw,
                        exclude_from=[image_root / "usr/lib/kubeinit/python"])

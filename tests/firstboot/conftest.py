@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 
 from tests import localcluster
+from tests.conftest import config_path
 from tests.localcluster import LocalCluster
+from tests.oracle import sandbox
+from tests.oracle.kubeadm_dryrun import objects_of, parse_output
 
 SESSION_PORT_BASE = 36000
 
@@ -65,8 +68,6 @@ KUBEADM_ADVERTISE_ADDRESS = "192.0.2.10"
 @pytest.fixture(scope="session")
 def kubeadm_dryrun(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
                    ) -> KubeadmObjects:
-    from tests.oracle import sandbox
-    from tests.oracle.kubeadm_dryrun import objects_of, parse_output
 
     work = tmp_path_factory.mktemp("kubeadm-dryrun")
     text = cluster.config.read_text()
@@ -84,6 +85,19 @@ def kubeadm_dryrun(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFacto
                           stdout=cap.runs[0].stdout)
 
 
+def kubeadm_for(config: Path) -> Path:
+    """The real kubeadm of the config's Kubernetes minor (hack/k8s-binaries' cache; the
+    previous minor's kubeadm is built by hack/test for the oracle)."""
+    m = re.search(r"kubernetesVersion: (v1\.(\d+)\.\d+)", config.read_text())
+    assert m, config
+    minor = int(m.group(2))
+    if minor == 37:
+        return localcluster.bin_dir() / "kubeadm"
+    path = localcluster.bin_dir().parent / {36: "v1.36.3", 35: "v1.35.4"}[minor] / "kubeadm"
+    assert path.is_file(), f"{path} missing: hack/k8s-binaries --version ... --only kubeadm"
+    return path
+
+
 class KubeadmDryRuns:
     """Real `kubeadm init --dry-run --upload-certs` per test config, run once each."""
 
@@ -93,11 +107,9 @@ class KubeadmDryRuns:
 
     def __call__(self, name: str) -> KubeadmObjects:
         if name not in self.cache:
-            from tests.conftest import config_path
-            from tests.oracle import sandbox
-            from tests.oracle.kubeadm_dryrun import objects_of, parse_output
 
-            cap = sandbox.run_kubeadm(localcluster.bin_dir() / "kubeadm", config_path(name),
+            kubeadm = kubeadm_for(config_path(name))
+            cap = sandbox.run_kubeadm(kubeadm, config_path(name),
                                       self.work / name, name=name, dry_run=True,
                                       extra=("--skip-phases=preflight", "--upload-certs"))
             assert cap.ok, f"kubeadm init --dry-run failed for {name}:\n{cap.failures()}"

@@ -19,6 +19,7 @@ from firstboot import log
 from firstboot.phases import PHASES
 from firstboot.selection import leaves
 from tests.apiobjects import b64, token_secrets
+from tests.firstboot.phases.test_wait_control_plane import _failing_root
 from tests.localcluster import REPO, Journal, LocalCluster, in_journal_namespace
 
 pytestmark = pytest.mark.real
@@ -36,7 +37,7 @@ def _secrets(cluster: LocalCluster) -> set[str]:
     for f in (state / "bootstrap-tokens.json", state / "uploaded-certs.json",
               cluster.root / "etc/kubeinit/join.json"):
         data = json.loads(f.read_text())
-        for t in data.get("tokens", []) + [data.get("proxyToken") or {}]:
+        for t in [*data.get("tokens", []), data.get("proxyToken") or {}]:
             if t.get("token"):
                 out |= {t["token"], t["token"].split(".")[1]}
         for k in ("key", "certificateKey", "token"):
@@ -80,7 +81,6 @@ def test_no_secret_reaches_the_journal_or_the_logs(cluster: LocalCluster) -> Non
 def test_failed_phase_record(tmp_path: Path) -> None:
     """The API server never comes up: a `phase failed` record with the phase, the error and
     the hint, at error priority."""
-    from tests.firstboot.phases.test_wait_control_plane import _failing_root
 
     root, config = _failing_root(tmp_path, "4s")
     argv = in_journal_namespace(tmp_path / "journal", [

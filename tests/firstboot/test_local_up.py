@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests import localcluster
 from tests.localcluster import LOCAL_UP, LocalCluster, bin_dir
@@ -33,7 +34,6 @@ def test_says_it_ran_processes_instead_of_a_kubelet(cluster: LocalCluster) -> No
 
 
 def test_commands_are_the_manifests_with_paths_rebased(cluster: LocalCluster) -> None:
-    import yaml
 
     pod = yaml.safe_load((cluster.root / "etc/kubernetes/manifests/kube-apiserver.yaml")
                          .read_text())

@@ -4,13 +4,15 @@ nothing secret (the failure path is in tests/firstboot/phases/test_wait_control_
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from firstboot.phases import PHASES
 from firstboot.selection import leaves
-from tests.localcluster import LocalCluster
+from tests.localcluster import REPO, LocalCluster
 
 pytestmark = pytest.mark.real
 
@@ -40,10 +42,7 @@ def test_status_json(cluster: LocalCluster) -> None:
 
 
 def test_status_of_a_node_that_never_booted(tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
-    from tests.localcluster import REPO
 
     res = subprocess.run([sys.executable, "-m", "firstboot", "status", "--root", str(tmp_path)],
                          capture_output=True, text=True, cwd=REPO, check=False)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from kubeinit.config import load_config
 from kubeinit.errors import InvalidInput
@@ -66,7 +67,7 @@ def test_invalid_kernel_override_is_rejected(tmp_path: Path, cmdline: str, messa
 
 def test_invalid_credential_names_the_file(tmp_path: Path) -> None:
     creds = _creds(tmp_path, **{"kubeinit.advertise-address": "nope"})
-    with pytest.raises(InvalidInput, match="systemd credential .*kubeinit.advertise-address"):
+    with pytest.raises(InvalidInput, match=r"systemd credential .*kubeinit\.advertise-address"):
         resolve_identity(load_config(config_path("default")), credentials_dir=creds)
 
 
@@ -88,7 +89,6 @@ def test_cli_exits_2_on_an_invalid_kernel_override(tmp_path: Path) -> None:
 
 def test_cli_reads_root_proc_cmdline_by_default(tmp_path: Path) -> None:
     """<root>/proc/cmdline names the node: the apiserver certificate carries that name."""
-    from cryptography import x509
 
     root = tmp_path / "root"
     (root / "proc").mkdir(parents=True)

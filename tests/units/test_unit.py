@@ -39,7 +39,11 @@ def _root(tmp_path: Path, unit_text: str, *, executable: bool = True) -> Path:
 
 
 def _verify(tool: str, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([tool, "verify", f"--root={root}", "--man=no",
+    """`systemd-analyze verify` touches /run/systemd/systemd-units-load even with --root, so it
+    runs in a private mount namespace with its own /run/systemd."""
+    script = 'mount -t tmpfs tmpfs /run/systemd && exec "$@"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                           script, "sh", tool, "verify", f"--root={root}", "--man=no",
                            "/etc/systemd/system/kubeinit.service"],
                           capture_output=True, text=True, timeout=120, check=False)
 

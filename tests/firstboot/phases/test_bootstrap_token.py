@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import subprocess
 import time
 from pathlib import Path
 
@@ -20,9 +21,18 @@ from cryptography.x509.oid import NameOID
 from firstboot.apiclient import Client, Credentials
 from kubeinit.api import tokens
 from kubeinit.api.tokens import ca_cert_hash, detached_jws
-from tests.apiobjects import b64, contains, kubeadm_join_dry_run, live, normalize, token_secrets
+from kubeinit.versions import release_for
+from tests.apiobjects import (
+    b64,
+    contains,
+    join_argv,
+    kubeadm_join_dry_run,
+    live,
+    normalize,
+    token_secrets,
+)
 from tests.firstboot.conftest import KubeadmObjects
-from tests.localcluster import LocalCluster
+from tests.localcluster import LocalCluster, bin_dir
 
 pytestmark = pytest.mark.real
 
@@ -51,8 +61,8 @@ def test_token_secret_has_kubeadms_fields(cluster: LocalCluster,
 
 def test_rbac_and_cluster_info_rbac_equal_kubeadm(cluster: LocalCluster,
                                                   kubeadm_dryrun: KubeadmObjects) -> None:
-    rendered = {(o["kind"], o["metadata"]["name"]): normalize(o)
-                for o in tokens.tls_bootstrap_rbac() + tokens.cluster_info_rbac()}
+    objs = tokens.tls_bootstrap_rbac(release_for("v1.37.2")) + tokens.cluster_info_rbac()
+    rendered = {(o["kind"], o["metadata"]["name"]): normalize(o) for o in objs}
     assert len(rendered) == 8
     for (kind, name), obj in rendered.items():
         ns = obj["metadata"].get("namespace", "")
@@ -119,10 +129,7 @@ def test_real_kubeadm_join_discovery_passes(cluster: LocalCluster, tmp_path: Pat
 
 def test_join_with_a_wrong_ca_hash_is_refused(cluster: LocalCluster, tmp_path: Path) -> None:
     """The pin is checked: the same command with another hash fails discovery."""
-    import subprocess
 
-    from tests.apiobjects import join_argv
-    from tests.localcluster import bin_dir
 
     argv = join_argv(cluster)
     argv[0] = str(bin_dir() / "kubeadm")
@@ -184,3 +191,13 @@ def test_rerun_keeps_the_same_token(cluster: LocalCluster) -> None:
     assert sorted(t["metadata"]["name"] for t in token_secrets(cluster)) == before
     assert token not in res.stdout + res.stderr
     assert token.split(".")[1] not in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize(("version", "binding"), [("v1.35.4", False), ("v1.36.3", True),
+                                                  ("v1.37.2", True)])
+def test_apiserver_kubelet_client_binding_by_version(version: str, binding: bool) -> None:
+    """kubeadm v1.35.4's bootstrap-token phase has no AllowAPIServerToAccessKubeletAPI (its
+    apiserver-kubelet-client certificate still carries O=kubeadm:cluster-admins)."""
+    names = [o["metadata"]["name"] for o in tokens.tls_bootstrap_rbac(release_for(version))]
+    assert ("kubeadm:apiserver-kubelet-client" in names) is binding
+    assert len(names) == 5 + binding

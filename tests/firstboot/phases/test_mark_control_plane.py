@@ -3,6 +3,9 @@ kubeadm's labels and taints, and a rerun adds nothing twice."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import pytest
 from kubeinit.api.mark import control_plane_patch, taint_string
 from kubeinit.config import Taint, TaintEffect
 from tests.firstboot.conftest import KubeadmObjects
-from tests.localcluster import LocalCluster
+from tests.localcluster import REPO, LocalCluster
 
 pytestmark = pytest.mark.real
 
@@ -58,11 +61,7 @@ def test_patch_follows_markControlPlaneNode(existing: list[dict], expected: list
 def test_timeout_names_the_missing_node(cluster: LocalCluster, tmp_path: Path) -> None:
     """No kubelet registered the node: the phase fails within kubernetesAPICall, saying so.
     (Run on a copy of the node's /etc, so the session node's state journal stays clean.)"""
-    import shutil
-    import subprocess
-    import sys
 
-    from tests.localcluster import REPO
 
     root = tmp_path / "root"
     shutil.copytree(cluster.root / "etc", root / "etc")

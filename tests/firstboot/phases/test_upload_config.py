@@ -5,8 +5,6 @@ with a sha256 of those bytes and `kubeadm join`/`upgrade` decode them strictly).
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import yaml
 
