@@ -196,7 +196,9 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         config_path = paths.under(root, paths.NODE_CONFIG)
     config = load_config(config_path)
     skip += list(config.init.skip_phases)
-    if args.local_only:
+    # A dry run writes into a temporary root and must not touch a live API server.
+    local_only = args.local_only or args.dry_run
+    if local_only:
         skip += [path for path, p in walk(PHASES) if p.needs_api and "/" not in path]
     selected = select(PHASES, only=target, skip=skip)
     identity = resolve_identity(
@@ -221,7 +223,9 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         preflight_target=args.preflight_target or "",
     )
     reporter = Reporter(debug=debug)
-    full = target is None and not args.local_only and not skip
+    # Skipped phases (--skip-phases, skipPhases) still make a complete init, as in kubeadm:
+    # the stamp must be written or kubeinit.service would run again on every boot.
+    full = target is None and not local_only
     try:
         run_phases(
             ctx,
@@ -239,11 +243,9 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
 
 
 def _systemd_is_pid1() -> bool:
-    return (
-        Path("/run/systemd/system").is_dir() and os.readlink("/proc/1/exe").endswith("/systemd")
-        if Path("/proc/1/exe").exists()
-        else False
-    )
+    """sd_booted(3): systemd is the init system iff /run/systemd/system/ exists. (/proc/1/exe
+    is not readable in every sandbox, even as root.)"""
+    return Path("/run/systemd/system").is_dir()
 
 
 def _print_dry_run(root: Path) -> None:
