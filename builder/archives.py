@@ -88,7 +88,7 @@ def match_archives(directory: Path, wanted: tuple[str, ...]) -> dict[str, Path]:
             hint="export it (e.g. ctr -n k8s.io images export"
             f" {missing[0].rsplit('/', 1)[-1].replace(':', '_')}.tar"
             f" {missing[0]}); the pinned image list is"
-            " `kubeinit-build --dry-run` output",
+            " in `kubeinit-build --dry-run` output",
         )
     return {w: found[w] for w in wanted}
 

@@ -58,6 +58,7 @@ class Summary:
     files: int = 0
     file_bytes: int = 0
     archives: int = 0
+    images: tuple[str, ...] = ()
     digest: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +72,7 @@ def build_image(ctx: BuildContext) -> Summary:
         summary.facts = facts
         with tempfile.TemporaryDirectory(prefix="kubeinit-build.") as scratch:
             profile = render_node_profile(ctx, target, Path(scratch), wanted_archives)
+            summary.images = profile.images
             payload = Payload.of(
                 [
                     *install_runtime(ctx, facts, Path(scratch), summary.notes),

@@ -171,6 +171,7 @@ def _print_summary(ctx: BuildContext, summary: Summary) -> None:
     )
     for w in facts.warnings:
         print(f"{PROG}: warning: [{w.check}] {w.message}\n  hint: {w.hint}", file=out)
+    print(f"{PROG}: images the manifests use: {', '.join(summary.images)}", file=out)
     for n in summary.notes:
         print(f"{PROG}: note: {n}", file=out)
     images = f", {summary.archives} image archives" if summary.archives else ""
