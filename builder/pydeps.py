@@ -28,6 +28,22 @@ from kubeinit.run import run
 # From the image's own python3-systemd (it links the image's libsystemd), never from PyPI.
 FROM_THE_IMAGE = frozenset({"systemd-python"})
 NODE_SITE = "/usr/lib/kubeinit/python"
+# Never imported on a node, removed from the installed tree: the kubernetes client's asyncio
+# flavour (68 MiB of the 126 MiB package) and aiohttp with its own dependencies, which nothing
+# else requires. kubeinit uses only kubernetes.client's synchronous REST layer
+# (firstboot/apiclient.py). tests/builder/test_pydeps.py imports kubeinit's API client from the
+# pruned tree to prove nothing needed went.
+PRUNE = (
+    "kubernetes/aio",
+    "aiohttp",
+    "aiohttp_retry",
+    "aiohappyeyeballs",
+    "aiosignal",
+    "frozenlist",
+    "multidict",
+    "yarl",
+    "propcache",
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -69,7 +85,7 @@ def site_packages(
     platform = platforms[0]
     compiler = shutil.which(f"python{pyver}")
     key = hashlib.sha256(
-        "\n".join([*reqs, pyver, platform, str(bool(compiler)), NODE_SITE]).encode()
+        "\n".join([*reqs, pyver, platform, str(bool(compiler)), NODE_SITE, *PRUNE]).encode()
     ).hexdigest()[:16]
     site = cache_dir / "pysite" / key
     if (site / ".complete").is_file():
@@ -130,6 +146,8 @@ def site_packages(
             tmp.mkdir()
             run(install, env=env, timeout=900)
         shutil.rmtree(tmp / "bin", ignore_errors=True)  # console scripts with host shebangs
+        for rel in PRUNE:
+            shutil.rmtree(tmp / rel, ignore_errors=True)
         if compiler:
             compile_tree(tmp, compiler, NODE_SITE)
         else:
