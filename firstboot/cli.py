@@ -49,7 +49,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         help="kubeadm v1beta4 config file (default: <root>/etc/kubeinit/config.yaml"
-        " if present, else kubeadm's defaults)",
+        " if present, else the image profile's configuration, else kubeadm's defaults)",
     )
     p.add_argument("--debug", action="store_true", help="tracebacks and debug output")
 
@@ -184,17 +184,14 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     from firstboot.context import InitContext
     from firstboot.log import Reporter
     from firstboot.runner import run_phases
-    from kubeinit import paths
-    from kubeinit.config import load_config
+    from firstboot.templates import load_boot_config, templates_decision
     from kubeinit.identity import resolve_identity
 
     target = _phase_target(args.phase_words)
     skip = [s for s in args.skip_phases.split(",") if s.strip()]
     root: Path = args.root
-    config_path = args.config
-    if config_path is None and paths.under(root, paths.NODE_CONFIG).exists():
-        config_path = paths.under(root, paths.NODE_CONFIG)
-    config = load_config(config_path)
+    boot = load_boot_config(root, args.config)
+    config = boot.config
     skip += list(config.init.skip_phases)
     # A dry run writes into a temporary root and must not touch a live API server.
     local_only = args.local_only or args.dry_run
@@ -205,8 +202,10 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         config,
         node_name=args.node_name,
         advertise_address=args.advertise_address,
+        baked=boot.baked,
         **_boot_identity_sources(args.kernel_cmdline, root),
     )
+    use_templates, profile_line = templates_decision(boot, identity, os.environ)
     ignore = {s.strip().lower() for s in args.ignore_preflight_errors.split(",") if s.strip()}
     ignore |= {s.lower() for s in config.init.node_registration.ignore_preflight_errors}
     if "all" in ignore and len(ignore) > 1:
@@ -221,8 +220,12 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         ignore_preflight_errors=frozenset(ignore),
         manage_services=(root == Path("/") and _systemd_is_pid1() and not args.dry_run),
         preflight_target=args.preflight_target or "",
+        profile=boot.profile,
+        use_templates=use_templates,
     )
     reporter = Reporter(debug=debug)
+    if profile_line:
+        reporter.info(profile_line)
     # Skipped phases (--skip-phases, skipPhases) still make a complete init, as in kubeadm:
     # the stamp must be written or kubeinit.service would run again on every boot.
     full = target is None and not local_only
@@ -279,16 +282,13 @@ def _join_command(args: argparse.Namespace, debug: bool) -> int:
     from firstboot import joincmd
     from firstboot.context import InitContext
     from firstboot.log import Reporter
-    from kubeinit import paths
-    from kubeinit.config import load_config
+    from firstboot.templates import load_boot_config
     from kubeinit.identity import resolve_identity
 
     root: Path = args.root
-    config_path = args.config
-    if config_path is None and paths.under(root, paths.NODE_CONFIG).exists():
-        config_path = paths.under(root, paths.NODE_CONFIG)
-    config = load_config(config_path)
-    identity = resolve_identity(config, **_boot_identity_sources(None, root))
+    boot = load_boot_config(root, args.config)
+    config = boot.config
+    identity = resolve_identity(config, baked=boot.baked, **_boot_identity_sources(None, root))
     ctx = InitContext(
         config=config,
         root=root,

@@ -13,6 +13,7 @@ from kubeinit.identity import Identity
 
 if TYPE_CHECKING:  # the kubernetes client is imported only when an API phase runs
     from firstboot.apiclient import Client
+    from kubeinit.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class InitContext:
     manage_services: bool = False
     # preflight's target ("node", "image"); "" lets the preflight phase choose by the root.
     preflight_target: str = ""
+    # The image's profile (kubeinit-build), if any: preloaded images, the preflight inputs and
+    # pre-rendered files. `use_templates`: its files fit this run (firstboot.templates).
+    profile: Profile | None = None
+    use_templates: bool = False
     notes: list[str] = field(default_factory=list, compare=False)
     # API clients, created on first use (kubeadm's initData.Client() singleton).
     _clients: dict[str, Client] = field(default_factory=dict, compare=False, repr=False)

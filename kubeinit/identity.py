@@ -8,8 +8,9 @@ taken from the first source that sets it:
    (/proc/cmdline, or the file given to `kubeinit init --kernel-cmdline`);
 3. systemd credentials: files `kubeinit.node-name` and `kubeinit.advertise-address` in
    $CREDENTIALS_DIRECTORY (kubeinit.service has `ImportCredential=kubeinit.*`);
-4. the configuration (/etc/kubeinit/config.yaml, or the baked profile's configuration):
-   nodeRegistration.name and localAPIEndpoint.advertiseAddress;
+4. the configuration (/etc/kubeinit/config.yaml): nodeRegistration.name and
+   localAPIEndpoint.advertiseAddress; then the same fields of the image profile's
+   configuration, when the configuration came from elsewhere (firstboot.templates);
 5. detection as kubeadm does it: the lower-cased hostname (nodeutil.GetHostname) and the first
    global unicast address of the interface carrying the default route
    (netutil.ChooseHostInterface), IPv4 preferred.
@@ -176,18 +177,23 @@ def resolve_identity(
     advertise_address: str | None = None,
     cmdline: Path | None = None,
     credentials_dir: Path | None = None,
+    baked: Config | None = None,
 ) -> Identity:
     """Explicit overrides, the kernel command line, systemd credentials, the configuration,
+    the image profile's configuration (`baked`, when the configuration came from elsewhere),
     then detection (see the module docstring)."""
     where = config.source
     boot = boot_overrides(cmdline=cmdline, credentials_dir=credentials_dir)
     node_name = node_name or boot.get(KERNEL_NODE_NAME, ("", ""))[0] or None
     advertise_address = advertise_address or boot.get(KERNEL_ADVERTISE_ADDRESS, ("", ""))[0] or None
-    name = node_name or config.init.node_registration.name or detect_hostname()
+    baked_name = baked.init.node_registration.name if baked else ""
+    baked_address = baked.init.local_api_endpoint.advertise_address if baked else ""
+    name = node_name or config.init.node_registration.name or baked_name or detect_hostname()
     validate_node_name(name, where)
     address = (
         advertise_address
         or config.init.local_api_endpoint.advertise_address
+        or baked_address
         or detect_advertise_address()
     )
     if not address:

@@ -22,7 +22,8 @@ Targets (an explicit choice, never a silent skip; the runner prints what it did 
   Every check of the live machine is "not applicable": the build host's ports, CPUs, kernel,
   CRI, proxy environment and binaries say nothing about the node that will boot the image, and
   /proc/sys under an image tree is not a procfs. ImagePull is not applicable either: the builder
-  preloads the images; first boot (Target.NODE) checks that they are in the CRI.
+  preloads the images; first boot (Target.NODE) imports the image's archives into the CRI
+  (kubeinit.preload) and checks that every image is there. Nothing is ever pulled.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ from kubeinit.preflight_net import (
     image_pull_check,
 )
 from kubeinit.preflight_system import system_verification_check
+from kubeinit.preload import Preload
 
 PROFILE_SCHEMA = 1
 LIVE = Host()  # this machine
@@ -172,6 +174,15 @@ def control_plane_images(config: Config) -> tuple[str, ...]:
         tag = local.image_tag or release.major_minor.etcd_tag
         out.append(f"{local.image_repository or c.image_repository}/etcd:{tag}")
     return tuple(out)
+
+
+def pause_image(images: Sequence[str]) -> str:
+    """The pause image of an image list (images.GetPauseImage: <imageRepository>/pause:<tag>)."""
+    for image in images:
+        name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        if name == "pause":
+            return image
+    return ""
 
 
 def profile_for(config: Config, target: Target) -> Profile:
@@ -343,17 +354,39 @@ def run_preflight(
     ignore: Iterable[str] = (),
     out: TextIO,
     host: Host = LIVE,
+    preload: Sequence[Preload] = (),
 ) -> Report:
     """runPreflight: the root check alone (fail fast), the node checks, then the images; each
-    stage raises PhaseFailed on errors before the next one starts, as in kubeadm."""
+    stage raises PhaseFailed on errors before the next one starts, as in kubeadm. The image
+    stage imports the `preload` archives first (kubeinit's air-gapped pull, kubeinit.preload)."""
     ignore = {*(s.lower() for s in ignore), *profile.ignore_preflight_errors}
     total = Report()
+
+    def log(text: str) -> None:
+        print(f"[preflight] {text}", file=out, flush=True)
+
+    pull = image_pull_check(
+        profile.cri_socket,
+        profile.images,
+        profile.image_pull_policy,
+        preload=preload,
+        root=root,
+        sandbox_image=pause_image(profile.images),
+        log=log,
+        imported=total.imported,
+    )
     stages = (
         [is_privileged_user()],
         init_node_checks(profile, identity, root, host),
-        [image_pull_check(profile.cri_socket, profile.images, profile.image_pull_policy)],
+        [pull],
     )
-    for stage in stages:
+    for i, stage in enumerate(stages):
+        if i == 2 and preload and profile.target is Target.NODE:
+            # kubeadm prints "Pulling images required for setting up a Kubernetes cluster"
+            log(
+                f"Importing the {len(preload)} images preloaded in this image into the"
+                " container runtime where missing; nothing is pulled"
+            )
         report = run_checks(stage, target=profile.target, ignore=ignore, out=out)
         total.warnings += report.warnings
         total.errors += report.errors

@@ -51,6 +51,7 @@ class Report:
     errors: list[tuple[str, str]] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
     ran: list[str] = field(default_factory=list)
+    imported: list[str] = field(default_factory=list)  # preloaded archives imported (ImagePull)
 
 
 def _dashed(path: str) -> str:

@@ -1,5 +1,6 @@
 """Pre-flight checks that talk to something: proxy settings (HTTPProxy, HTTPProxyCIDR), the
-container runtime through crictl (CRI, ContainerRuntimeVersion, ImagePull) and an external etcd
+container runtime through crictl (CRI, ContainerRuntimeVersion, ImagePull, which imports the
+image's preloaded archives with containerd's `ctr` first) and an external etcd
 (ExternalEtcdVersion). kubeadm speaks CRI gRPC itself; kubeinit runs `crictl` through
 kubeinit.run, with the endpoint given explicitly (no /etc/crictl.yaml is read).
 """
@@ -11,19 +12,22 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubeinit import paths
 from kubeinit.errors import PhaseFailed
 from kubeinit.preflight_checks import Check, CheckError, Outcome, Version
+from kubeinit.preload import Preload, import_archives
 from kubeinit.run import run
 
 if TYPE_CHECKING:
     import ssl
 
 CRICTL = "crictl"
+CONTAINERD = "containerd"
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"  # containerd's default --config
 CRI_TIMEOUT = "10s"
 MIN_EXTERNAL_ETCD_VERSION = "3.5.24-0"  # constants.go MinExternalEtcdVersion
 
@@ -226,9 +230,66 @@ def cri_version_check(cri_socket: str) -> Check:
     return Check("ContainerRuntimeVersion", check, live=True)
 
 
-def image_pull_check(cri_socket: str, images: Sequence[str], pull_policy: str) -> Check:
-    """kubeinit's images are preloaded (air-gapped): ImagePull checks that each image of the
-    release is in the CRI instead of pulling it."""
+SANDBOX_WARNING = (
+    'detected that the sandbox image "{cri}" of the container runtime is inconsistent with that'
+    ' used by kubeadm. It is recommended to use "{want}" as the CRI sandbox image.'
+)
+
+
+def runtime_sandbox_image(cri_socket: str, root: Path = Path("/")) -> str:
+    """The container runtime's sandbox (pause) image, or "" when it cannot be told.
+
+    kubeadm reads `sandboxImage` from the config in the CRI's verbose status
+    (util/runtime/runtime.go SandboxImage). containerd 2.x no longer puts it there (its image
+    settings, `pinned_images.sandbox`, are not in the CRI status), so kubeinit then asks
+    containerd for the effective configuration of <root>/etc/containerd/config.toml
+    (`containerd --config FILE config dump`; containerd's defaults when there is no file)."""
+    import tomllib
+
+    try:
+        rc, out, _ = crictl(cri_socket, "info")
+        info = json.loads(out) if rc == 0 else {}
+    except (CheckError, ValueError):
+        info = {}
+    config = info.get("config") if isinstance(info, dict) else None
+    if isinstance(config, dict) and config.get("sandboxImage"):
+        return str(config["sandboxImage"])
+    if shutil.which(CONTAINERD) is None:
+        return ""
+    try:
+        res = run(
+            [CONTAINERD, "--config", paths.under(root, CONTAINERD_CONFIG), "config", "dump"],
+            check=False,
+            timeout=60,
+        )
+        dump = tomllib.loads(res.stdout) if res.returncode == 0 else {}
+    except (PhaseFailed, tomllib.TOMLDecodeError):
+        return ""
+    plugins = dump.get("plugins", {})
+    images = plugins.get("io.containerd.cri.v1.images", {})
+    sandbox = images.get("pinned_images", {}).get("sandbox", "")
+    if not sandbox:  # containerd 1.x (config version 2)
+        sandbox = plugins.get("io.containerd.grpc.v1.cri", {}).get("sandbox_image", "")
+    return str(sandbox)
+
+
+def image_pull_check(
+    cri_socket: str,
+    images: Sequence[str],
+    pull_policy: str,
+    *,
+    preload: Sequence[Preload] = (),
+    root: Path = Path("/"),
+    sandbox_image: str = "",
+    log: Callable[[str], None] | None = None,
+    imported: list[str] | None = None,
+) -> Check:
+    """kubeadm's ImagePull, air-gapped: nothing is ever pulled. The image's preloaded archives
+    (`preload`, kubeinit.preload) holding an image the runtime lacks are imported into
+    containerd's `k8s.io` namespace; then every image of the release must be in the CRI, and
+    the runtime's sandbox image should be the pinned pause image (`sandbox_image`): a warning
+    as in kubeadm when it is another one, an error when that other one is not in the runtime
+    either (every pod sandbox would pull it). Archives imported are appended to `imported`."""
 
     def check() -> Outcome:
         if pull_policy == "Never":
@@ -237,21 +298,52 @@ def image_pull_check(cri_socket: str, images: Sequence[str], pull_policy: str) -
             cri_status(cri_socket)
         except CheckError as e:
             return [], [str(e)]
+        errors: list[str] = []
+
+        def present(image: str) -> bool:
+            rc, _, _ = crictl(cri_socket, "inspecti", image)
+            return rc == 0
+
+        if preload:
+            try:
+                report = import_archives(cri_socket, preload, root, present, log)
+            except CheckError as e:
+                return [], [str(e)]
+            if log is not None and report.already_present:
+                log(
+                    f"{len(report.already_present)} preloaded archives already in the"
+                    " container runtime"
+                )
+            if imported is not None:
+                imported.extend(report.imported)
+            errors += report.errors
         missing = []
         for image in images:
             try:
-                rc, _, _ = crictl(cri_socket, "inspecti", image)
+                if not present(image):
+                    missing.append(image)
             except CheckError as e:
                 return [], [str(e)]
-            if rc != 0:
-                missing.append(image)
         if missing:
-            return [], [
+            errors.append(
                 f"{len(missing)} of {len(images)} images are missing from the"
                 " container runtime (they are preloaded into the image, never pulled):"
                 " " + ", ".join(missing)
-            ]
-        return [], []
+            )
+        warnings: list[str] = []
+        if sandbox_image:
+            cri = runtime_sandbox_image(cri_socket, root)
+            if cri and cri != sandbox_image:
+                warnings.append(SANDBOX_WARNING.format(cri=cri, want=sandbox_image))
+                try:
+                    if not present(cri):
+                        errors.append(
+                            f'the sandbox image "{cri}" of the container runtime is not in the'
+                            " runtime: every Pod sandbox would pull it"
+                        )
+                except CheckError as e:
+                    errors.append(str(e))
+        return warnings, errors
 
     return Check("ImagePull", check, live=True)
 

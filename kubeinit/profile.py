@@ -25,6 +25,7 @@ Schema 1, every key required (unknown keys are rejected):
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -36,6 +37,9 @@ from kubeinit import paths, schema
 from kubeinit.errors import StateUnreadable
 from kubeinit.identity import Identity
 from kubeinit.preflight import Profile as PreflightProfile
+from kubeinit.preload import Preload
+
+__all__ = ["Preload", "Profile", "load_profile", "to_data"]  # Preload: part of the schema
 
 SCHEMA = 1
 
@@ -48,13 +52,6 @@ CLIENT_CERTIFICATE_DATA = "${KUBEINIT_CLIENT_CERTIFICATE_DATA}"
 CLIENT_KEY_DATA = "${KUBEINIT_CLIENT_KEY_DATA}"
 IDENTITY_PLACEHOLDERS = (NODE_NAME, ADVERTISE_ADDRESS)
 ALL_PLACEHOLDERS = (*IDENTITY_PLACEHOLDERS, CA_DATA, CLIENT_CERTIFICATE_DATA, CLIENT_KEY_DATA)
-
-
-@dataclass(frozen=True)
-class Preload:
-    image: str  # e.g. registry.k8s.io/kube-apiserver:v1.37.2
-    archive: str  # node path of the OCI/docker archive
-    digest: str  # "sha256:<hex>" of the archive file
 
 
 @dataclass(frozen=True)
@@ -89,6 +86,26 @@ class Profile:
                 hint="render this node's files at boot instead of from the profile",
             )
         return text.replace(NODE_NAME, identity.node_name).replace(ADVERTISE_ADDRESS, str(address))
+
+    def fill_kubeconfig(
+        self,
+        text: str,
+        identity: Identity,
+        *,
+        ca_pem: bytes,
+        client_cert_pem: bytes,
+        client_key_pem: bytes,
+    ) -> str:
+        """A kubeconfig template with the node identity and the credentials made at boot
+        (base64, as clientcmd writes byte fields)."""
+        out = self.fill(text, identity)
+        for placeholder, data in (
+            (CA_DATA, ca_pem),
+            (CLIENT_CERTIFICATE_DATA, client_cert_pem),
+            (CLIENT_KEY_DATA, client_key_pem),
+        ):
+            out = out.replace(placeholder, base64.b64encode(data).decode())
+        return out
 
 
 def to_data(profile: Profile) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 kube-scheduler.
 
 As kubeadm's cmd/phases/init/controlplane.go: one sub-phase per component, each writing
-/etc/kubernetes/manifests/<component>.yaml (0600, in a 0700 directory). The manifests come from
-`kubeinit.manifests.render_control_plane_pod`, shared with the image builder; this phase passes
-the target root (CA-trust directories, external CA) and kubeinit's own environment (kubeadm
-copies its *_proxy variables into the Pods).
+/etc/kubernetes/manifests/<component>.yaml (0600, in a 0700 directory). Each manifest is the
+image profile's template filled with the node identity (firstboot.templates), or rendered live by
+`kubeinit.manifests.render_control_plane_pod`, which the image builder uses to make those
+templates; live rendering reads the target root (CA-trust directories, external CA) and
+kubeinit's own environment (kubeadm copies its *_proxy variables into the Pods).
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ from firstboot.phase import Phase
 
 def _writer(component: str) -> Callable[[InitContext], None]:
     def run(ctx: InitContext) -> None:
+        from firstboot.templates import FROM_PROFILE, template
         from kubeinit import manifests, paths
         from kubeinit.fs import mkdir_all, write_file
 
-        data = manifests.render_control_plane_pod(
-            component, ctx.config, ctx.identity, ctx.root, os.environ
-        )
+        path = manifests.manifest_path(component)
+        baked = template(ctx, ctx.profile.static_pods, path) if ctx.profile else ""
+        if baked:
+            ctx.notes.append(FROM_PROFILE)
+            data = baked.encode()
+        else:
+            data = manifests.render_control_plane_pod(
+                component, ctx.config, ctx.identity, ctx.root, os.environ
+            )
         mkdir_all(ctx.path(paths.MANIFESTS_DIR), manifests.MANIFESTS_DIR_MODE)
         write_file(
-            ctx.path(manifests.manifest_path(component)),
+            ctx.path(path),
             data,
             manifests.MANIFEST_MODE,
             dir_mode=manifests.MANIFESTS_DIR_MODE,

@@ -5,10 +5,11 @@ Reuse follows kubeadm's createKubeConfigFileIfNotExists: an existing file is kep
 and its current context trusts the cluster CA (a different server URL is only a warning); a file
 made for another CA, or one that does not load, is an error naming it. With an external CA
 (ca.crt without ca.key) nothing can be signed, so every file must already exist and trust the CA
-(ValidateKubeconfigsForExternalCA). Each file is one atomic write: a crash leaves the old state
-or the complete file, and a rerun makes whatever is missing. The client certificate's NotBefore
-is the CA's NotBefore and its NotAfter the start time plus certificateValidityPeriod (kubeadm's
-kubeconfig spec sets only NotAfter).
+(ValidateKubeconfigsForExternalCA). A new file is the image profile's template filled with the
+node identity and the credentials made now (firstboot.templates), or rendered live. Each file is
+one atomic write: a crash leaves the old state or the complete file, and a rerun makes whatever
+is missing. The client certificate's NotBefore is the CA's NotBefore and its NotAfter the start
+time plus certificateValidityPeriod (kubeadm's kubeconfig spec sets only NotAfter).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ DIR_MODE = 0o755
 def _run(name: str) -> Callable[[InitContext], None]:
     def run(ctx: InitContext) -> None:
         from firstboot.phases.certs import key_pool, load_ca
+        from firstboot.templates import FROM_PROFILE
         from kubeinit import kubeconfig, pki
         from kubeinit.fs import write_file
 
@@ -70,16 +72,24 @@ def _run(name: str) -> Callable[[InitContext], None]:
             not_before=ca_cert.not_valid_before_utc,
             not_after=not_after,
         )
-        data = kubeconfig.render(
-            server=spec.server,
-            cluster_name=ctx.config.cluster.cluster_name,
-            user=spec.client_name,
-            ca_pem=pki.encode_cert_pem(ca_cert),
-            client_cert_pem=pki.encode_cert_pem(cert),
-            client_key_pem=pki.encode_key_pem(key),
-        )
+        pems = {
+            "ca_pem": pki.encode_cert_pem(ca_cert),
+            "client_cert_pem": pki.encode_cert_pem(cert),
+            "client_key_pem": pki.encode_key_pem(key),
+        }
+        profile = ctx.profile if ctx.use_templates else None
+        baked = profile.kubeconfigs.get(str(spec.path)) if profile else None
+        if profile is not None and baked is not None:
+            data = profile.fill_kubeconfig(baked, ctx.identity, **pems).encode()
+        else:
+            data = kubeconfig.render(
+                server=spec.server,
+                cluster_name=ctx.config.cluster.cluster_name,
+                user=spec.client_name,
+                **pems,
+            )
         write_file(path, data, FILE_MODE, dir_mode=DIR_MODE)
-        ctx.notes.append(f"wrote {path.name}")
+        ctx.notes.append(f"wrote {path.name}" + (f" {FROM_PROFILE}" if baked else ""))
 
     return run
 

@@ -4,10 +4,15 @@ The checks live in kubeinit.preflight. The target is explicit: `ctx.preflight_ta
 otherwise `node` for the root `/` (first boot on the machine itself) and `image` for any other
 root (rendering into a directory, e.g. on a build host), where the checks of the live machine do
 not apply. Either way the phase prints the target and every check it did not run.
+
+With an image profile (kubeinit-build), the checks' inputs are the profile's (when its files
+apply to this run, firstboot.templates) and ImagePull first imports the image's preloaded
+archives into the container runtime (kubeinit.preload): kubeinit's air-gapped pull.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -37,10 +42,21 @@ def run(ctx: InitContext) -> None:
         file=out,
         flush=True,
     )
-    profile = profile_for(ctx.config, target)
+    if ctx.use_templates and ctx.profile is not None:
+        profile = dataclasses.replace(ctx.profile.preflight, target=target)
+    else:
+        profile = profile_for(ctx.config, target)
+    preload = ctx.profile.preload if ctx.profile is not None else ()
     report = run_preflight(
-        profile, ctx.identity, ctx.root, ignore=ctx.ignore_preflight_errors, out=out
+        profile,
+        ctx.identity,
+        ctx.root,
+        ignore=ctx.ignore_preflight_errors,
+        out=out,
+        preload=preload,
     )
+    if report.imported:
+        ctx.notes.append(f"imported {len(report.imported)} preloaded image archives")
     if report.not_applicable:
         print(
             f"[preflight] not applicable to target {target.value} (rendering into"

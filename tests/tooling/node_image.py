@@ -1,0 +1,107 @@
+"""A control-plane node image for the end-to-end demo (test and demo tooling): the base image
+(hack/base-image), the control-plane images (hack/oci-images) and `kubeinit-build --image
+--images` on top, each step cached.
+
+    image = node_image(config)   # ~/.cache/kubeinit/e2e/<key>/node.qcow2
+
+The built image is cached under ${KUBEINIT_CACHE_DIR:-~/.cache/kubeinit}/e2e/<key>/, keyed by
+what it is made of: the base image file (its recipe hash is in its path), the archives'
+digests (images.json), the configuration, and every file of kubeinit's runtime, builder, unit
+and preset. Only the newest build is kept. Each step says what it does and how long it took.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCES = ("kubeinit", "firstboot", "builder", "units", "packaging")
+
+
+def cache_root() -> Path:
+    base = os.environ.get("KUBEINIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "kubeinit")
+    return Path(base)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _last_line(argv: list[str], what: str, log: Callable[[str], None]) -> str:
+    """Run a hack/ tool, its progress (stderr) passed through, and return its last stdout
+    line (the path it prints)."""
+    t0 = time.monotonic()
+    log(f"== {what}")
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=None, text=True, timeout=7200,
+                          check=False, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}")
+    out = proc.stdout.strip().splitlines()[-1]
+    log(f"   {out} ({time.monotonic() - t0:.1f} s)")
+    return out
+
+
+def source_digest(config: Path, base: Path, images: Path) -> str:
+    h = hashlib.sha256()
+    st = base.stat()
+    h.update(f"{base}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    h.update((images / "images.json").read_bytes())
+    h.update(config.read_bytes())
+    for top in SOURCES:
+        for p in sorted((REPO / top).rglob("*")):
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+                h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class NodeImage:
+    image: Path  # the built node image (a template: boot overlays of it)
+    base: Path  # the base image it was built from
+    images: Path  # the OCI archives preloaded into it (images.json lists them)
+
+
+def node_image(config: Path, *, python: str = sys.executable,
+               log: Callable[[str], None] = _stderr) -> Path:
+    return build_node_image(config, python=python, log=log).image
+
+
+def build_node_image(config: Path, *, python: str = sys.executable,
+                     log: Callable[[str], None] = _stderr) -> NodeImage:
+    base = Path(_last_line([str(REPO / "hack" / "base-image")],
+                           "base image (hack/base-image; cached by recipe)", log))
+    images = Path(_last_line([python, str(REPO / "hack" / "oci-images")],
+                             "control-plane images (hack/oci-images; cached by content)", log))
+    key = source_digest(config, base, images)
+    out_dir = cache_root() / "e2e" / key
+    image = out_dir / "node.qcow2"
+    if image.is_file():
+        log(f"== node image: cached ({image})")
+        return NodeImage(image, base, images)
+    log(f"== node image: kubeinit-build --image {base.name} --config {config} --images {images}")
+    t0 = time.monotonic()
+    tmp = out_dir.with_name(key + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    proc = subprocess.run([python, "-m", "builder", "--image", str(base), "--output",
+                           str(tmp / "node.qcow2"), "--config", str(config), "--images",
+                           str(images)], cwd=REPO, timeout=3600, check=False)
+    if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"kubeinit-build exited {proc.returncode}")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    for old in (cache_root() / "e2e").iterdir():  # older builds: ~1.3 GB each
+        if old.name != key and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    log(f"   {image} ({time.monotonic() - t0:.1f} s)")
+    return NodeImage(image, base, images)
