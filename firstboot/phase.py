@@ -19,6 +19,10 @@ class Phase:
     # Phases that need the API server are skipped by `kubeinit init --local-only` and by the
     # builder's rendering; node-local ones can run into any root.
     needs_api: bool = False
+    # A wait rather than a write (wait-control-plane): it leaves nothing behind, and what it
+    # waited for may not have survived a restart. A resumed run runs it again, even when the
+    # state journal records it as done, before any later phase that still has to run.
+    rerun_on_resume: bool = False
 
     def __post_init__(self) -> None:
         if (self.run is None) == (not self.children):

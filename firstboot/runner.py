@@ -34,12 +34,20 @@ def run_phases(
     state = State.load(ctx.root)
     by_path = dict(leaves(tree))
     started_all = time.monotonic()
-    for path in selected:
+    to_run = [p for p in selected if not (resume and state.is_done(p))]
+    for i, path in enumerate(selected):
         phase = by_path[path]
         assert phase.run is not None
         if resume and state.is_done(path):
-            reporter.info("already done (state journal), skipping", path)
-            continue
+            later = [p for p in selected[i + 1 :] if p in to_run]
+            if not (phase.rerun_on_resume and later):
+                reporter.info("already done (state journal), skipping", path)
+                continue
+            reporter.info(
+                "done in an earlier run; waiting again: what it waited for may not have"
+                " survived the restart",
+                path,
+            )
         rec = PhaseRecord(result=Result.RUNNING, started=now_iso())
         state.phases[path] = rec
         state.save()

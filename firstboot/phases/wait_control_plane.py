@@ -10,6 +10,11 @@ Mirrors app/cmd/phases/init/waitcontrolplane.go and app/util/apiclient/wait.go:
    builds its API client (initData.Client -> EnsureAdminClusterRoleBinding). kubeinit does it
    after the health checks, so a slow API server is reported as such rather than as an RBAC
    failure.
+
+A resumed first boot (after a crash or a power cut) runs this phase again before any API phase
+still to run, even when the state journal records it as done: after a reboot the kubelet is
+only starting the static Pods again, and the API phases' own retries (timeouts.
+kubernetesAPICall, 1 min) are not meant to cover a control plane's start.
 """
 
 from __future__ import annotations
@@ -240,4 +245,5 @@ PHASE = Phase(
     summary="Wait for the control plane to start",
     run=run,
     needs_api=True,
+    rerun_on_resume=True,
 )

@@ -106,6 +106,10 @@ class VM:
             "-drive", f"if=virtio,format=qcow2,file={disk},cache=writeback",
             "-nic", f"user,model=virtio-net-pci,"
                     f"hostfwd=tcp:127.0.0.1:{port}-:{API_PORT_IN_GUEST}",
+            # entropy from the host: under TCG the guest kernel's own jitter entropy can stall
+            # getrandom() for minutes ("soft lockup ... [systemd-journal]" in
+            # __x64_sys_getrandom was seen on a busy host); a cloud VM has virtio-rng too
+            "-device", "virtio-rng-pci",
             "-serial", f"file:{serial}",
             "-qmp", f"unix:{qmp_path},server=on,wait=off",
             "-monitor", "none",
