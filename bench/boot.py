@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -56,9 +57,9 @@ def main() -> int:
     image = node_image(args.config)
     runs: list[Timings] = []
     for i in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="kubeinit-bench-boot.") as tmp:
-            ok, timings, _ = first_boot(image, Path(tmp), stream=False,
-                                        out=open("/dev/null", "w"))  # noqa: SIM115
+        with tempfile.TemporaryDirectory(prefix="kubeinit-bench-boot.") as tmp, \
+                open(os.devnull, "w") as quiet:
+            ok, timings, _ = first_boot(image, Path(tmp), stream=False, out=quiet)
             if not ok or timings is None:
                 raise SystemExit(f"bench: run {i + 1}: first boot did not complete (see {tmp})")
             runs.append(timings)

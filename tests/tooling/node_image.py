@@ -94,7 +94,8 @@ def build_node_image(config: Path, *, python: str = sys.executable,
     tmp.mkdir(parents=True)
     proc = subprocess.run([python, "-m", "builder", "--image", str(base), "--output",
                            str(tmp / "node.qcow2"), "--config", str(config), "--images",
-                           str(images)], cwd=REPO, timeout=3600, check=False)
+                           str(images)], cwd=REPO, timeout=3600, check=False,
+                          stdout=sys.stderr)  # progress only; stdout is for the path
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"kubeinit-build exited {proc.returncode}")
