@@ -6,8 +6,12 @@
 
 The built image is cached under ${KUBEINIT_CACHE_DIR:-~/.cache/kubeinit}/e2e/<key>/, keyed by
 what it is made of: the base image file (its recipe hash is in its path), the archives'
-digests (images.json), the configuration, and every file of kubeinit's runtime, builder, unit
-and preset. Only the newest build is kept. Each step says what it does and how long it took.
+digests (images.json), the configuration, every file of kubeinit's runtime, builder, unit
+and preset, pyproject.toml (kubeinit's declared dependencies) and the versions of the Python
+dependencies bundled into the image (the `name-version.dist-info` directories of every complete
+tree in <cache>/pysite/, which the builder installs onto the node). A tree made by the build
+itself is keyed after the build, so the next session finds the image under the key it computes.
+Only the newest build is kept. Each step says what it does and how long it took.
 """
 
 from __future__ import annotations
@@ -50,8 +54,20 @@ def _last_line(argv: list[str], what: str, log: Callable[[str], None]) -> str:
     return out
 
 
+def bundled_versions() -> list[str]:
+    """`<tree>: name-version` of every Python dependency the builder bundles (builder/pydeps.py
+    keeps each installed tree under <cache>/pysite/<key>/, marked complete)."""
+    out = []
+    for tree in sorted((cache_root() / "pysite").glob("*/.complete")):
+        out += [f"{tree.parent.name}: {d.name.removesuffix('.dist-info')}"
+                for d in sorted(tree.parent.glob("*.dist-info"))]
+    return out
+
+
 def source_digest(config: Path, base: Path, images: Path) -> str:
     h = hashlib.sha256()
+    h.update((REPO / "pyproject.toml").read_bytes())
+    h.update("\n".join(bundled_versions()).encode() + b"\0")
     st = base.stat()
     h.update(f"{base}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
     h.update((images / "images.json").read_bytes())
@@ -99,6 +115,10 @@ def build_node_image(config: Path, *, python: str = sys.executable,
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"kubeinit-build exited {proc.returncode}")
+    # the build may have made the bundled dependency tree: key the image by what it holds
+    key = source_digest(config, base, images)
+    out_dir = cache_root() / "e2e" / key
+    image = out_dir / "node.qcow2"
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     for old in (cache_root() / "e2e").iterdir():  # older builds: ~1.3 GB each

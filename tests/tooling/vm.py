@@ -88,7 +88,7 @@ class VM:
     @classmethod
     def launch(cls, disk: Path, workdir: Path, *, name: str = "vm", memory_mib: int = 6144,
                cpus: int = 2, hard_timeout: float = 3600, api_port: int | None = None,
-               use_accel: str | None = None) -> VM:
+               use_accel: str | None = None, cache: str = "writeback") -> VM:
         workdir.mkdir(parents=True, exist_ok=True)
         serial = workdir / f"{name}.serial.log"
         qmp_path = workdir / f"{name}.qmp"
@@ -103,7 +103,7 @@ class VM:
             "-m", str(memory_mib), "-smp", str(cpus),
             "-display", "none", "-vga", "none", "-no-reboot",
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
-            "-drive", f"if=virtio,format=qcow2,file={disk},cache=writeback",
+            "-drive", f"if=virtio,format=qcow2,file={disk},cache={cache}",
             "-nic", f"user,model=virtio-net-pci,"
                     f"hostfwd=tcp:127.0.0.1:{port}-:{API_PORT_IN_GUEST}",
             # entropy from the host: under TCG the guest kernel's own jitter entropy can stall
