@@ -23,10 +23,11 @@ from tests.apiobjects import check_first_boot
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
-BOUNDARIES = ["wait-control-plane", "upload-config/kubelet", "upload-certs",
-              "mark-control-plane", "bootstrap-token",
+# After every API-side phase (the node-local ones: tests/firstboot/test_crash_resume.py).
+BOUNDARIES = ["wait-control-plane", "upload-config/kubeadm", "upload-config/kubelet",
+              "upload-certs", "mark-control-plane", "bootstrap-token",
               "kubelet-finalize/enable-client-cert-rotation", "addon/coredns",
-              "show-join-command"]
+              "addon/kube-proxy", "show-join-command"]
 INSIDE = ["upload-certs:1", "upload-certs:2", "bootstrap-token:1", "bootstrap-token:4",
           "bootstrap-token:8"]
 
@@ -43,10 +44,13 @@ def _crash_then_resume(tmp_path: Path, env: dict[str, str]) -> None:
     finally:
         localcluster.stop(first)
     assert not (root / "var/lib/kubeinit/init.done").exists()
+    ca = root / "etc/kubernetes/pki/ca.crt"
+    ca_at_kill = ca.read_bytes()
     second = localcluster.start(root, port_base=37000)
     try:
         assert second.ready.get("kubeinitExit") == 0, second.log.read_text()[-4000:]
         assert "already done (state journal), skipping" in second.log.read_text()
+        assert ca.read_bytes() == ca_at_kill, "the resumed boot replaced the CA"
         check_first_boot(second, tmp_path / "join")
     finally:
         assert localcluster.stop(second) == 0
