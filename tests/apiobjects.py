@@ -1,14 +1,22 @@
 """Helpers for comparing API objects: kubeinit's, the live cluster's, and real kubeadm's.
 
-kubeadm's `--dry-run` prints each object after decoding it into its Go type and encoding it
-again, so Go's zero values show up (`status: {}`, `resources: {}`, `creationTimestamp: null`)
-and `omitempty` fields set to false/"" vanish. `normalize` removes exactly those differences:
-null, false, "", {} and [] are dropped everywhere, and `status` is ignored. Nothing else is.
+Objects are compared as the real API server stores them, never after dropping values by shape.
+`as_stored` sends each object to a real kube-apiserver as a create with `dryRun=All` and strict
+field validation (nothing is persisted; an unknown field is an error) and returns what the
+server would store: decoded into its Go type, defaulted, encoded again. That is the one honest
+way to make kubeadm's dry-run print (Go zero values such as `creationTimestamp: null`,
+`status: {}`, `resources: {}`) and kubeinit's dicts comparable: a field that means the same
+either way comes back the same from the server, while a missing `allowPrivilegeEscalation:
+false`, an empty string in a ConfigMap or a dropped volume source that defaulting does not
+restore still differs. The only things removed from what the server returns are the values it
+assigns to every new object (SERVER_FIELDS); every other difference must be excused by an
+entry of tests/oracle/allowlist.yaml (artifacts `api:*`, `live:*`) that says why.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import json
 import shlex
@@ -23,49 +31,141 @@ from kubeinit.config import Config, load_config
 from kubeinit.identity import detect_advertise_address, resolve_identity
 from tests.conftest import ALL_CONFIGS
 from tests.localcluster import LocalCluster, bin_dir
+from tests.oracle.compare import ABSENT, Allowlist, Difference, judge
 
 # Every test config; each is judged by the real kubeadm of its own minor (conftest.kubeadm_for).
 API_CONFIGS = list(ALL_CONFIGS)
 
-SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
-                 "selfLink")
+# What the server assigns to every object it creates, per object and per moment: identity and
+# bookkeeping, not content. Removed from both sides of every comparison, nothing else is.
+SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields")
+# Dry-run creates go under a scratch name: the real objects may exist already (a dry-run
+# create of an existing name fails with AlreadyExists). No defaulting depends on the name.
+SCRATCH_SUFFIX = "-kubeinit-cmp"
 
 
-def normalize(obj: Any, *, top: bool = True) -> Any:
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if top and k == "status":
-                continue
-            n = normalize(v, top=False)
-            if n in (None, False, "", {}, []):
-                continue
-            out[k] = n
+def _kubectl_json(admin_conf: Path, *args: str, stdin: str | None = None,
+                  kubectl: Path | None = None,
+                  wrap: list[str] | None = None) -> list[dict[str, Any]]:
+    """The JSON documents kubectl printed (one per object for `create -f` of a List)."""
+    argv = [str(kubectl or bin_dir() / "kubectl"), "--kubeconfig", str(admin_conf), *args]
+    res = subprocess.run([*(wrap or []), *argv], input=stdin, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, f"kubectl {' '.join(args)}: {res.stderr.strip()[-2000:]}"
+    out, pos, dec = [], 0, json.JSONDecoder()
+    text = res.stdout
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        doc, pos = dec.raw_decode(text, pos)
+        out += doc["items"] if doc.get("kind") == "List" else [doc]
+    return out
+
+
+def strip_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(obj)
+    for k in SERVER_FIELDS:
+        out.get("metadata", {}).pop(k, None)
+    return out
+
+
+def as_stored(admin_conf: Path, objs: list[dict[str, Any]], *, kubectl: Path | None = None,
+              wrap: list[str] | None = None) -> list[dict[str, Any]]:
+    """Each object as the real API server behind `admin_conf` would store it on create (see
+    the module docstring); in the same order, under its own name again. `wrap` prefixes the
+    kubectl command (e.g. to enter a VM's network namespace)."""
+    if not objs:
+        return []
+    items = []
+    for obj in objs:
+        item = copy.deepcopy(obj)
+        meta = item["metadata"]
+        meta["name"] += SCRATCH_SUFFIX
+        # kubeadm's dry-run tracker prints resourceVersion "0"; a real create must not carry
+        # one (the server rejects it), and kubeadm's real client sends none
+        meta.pop("resourceVersion", None)
+        items.append(item)
+    doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    stored = _kubectl_json(admin_conf, "create", "--dry-run=server", "--validate=strict",
+                           "-o", "json", "-f", "-", stdin=doc, kubectl=kubectl, wrap=wrap)
+    assert len(stored) == len(objs), (len(stored), len(objs))
+    out = []
+    for obj in stored:
+        o = strip_server_fields(obj)
+        assert o["metadata"]["name"].endswith(SCRATCH_SUFFIX), o["metadata"]
+        o["metadata"]["name"] = o["metadata"]["name"].removesuffix(SCRATCH_SUFFIX)
+        out.append(o)
+    return out
+
+
+def key_of(obj: dict[str, Any]) -> str:
+    meta = obj["metadata"]
+    return f"{obj['kind']}/{meta.get('namespace', '')}/{meta['name']}"
+
+
+def diff_objects(config: str, artifact: str, kubeadm: Any, kubeinit: Any,
+                 path: str = "") -> list[Difference]:
+    """Every leaf where the two differ, as oracle Differences (field = the dotted path, list
+    items as [i]). Nothing is skipped: absent, null, false, "" and {} are all values."""
+    if isinstance(kubeadm, dict) and isinstance(kubeinit, dict):
+        out = []
+        for k in sorted(set(kubeadm) | set(kubeinit)):
+            sub = f"{path}.{k}" if path else str(k)
+            out += diff_objects(config, artifact, kubeadm.get(k, ABSENT),
+                                kubeinit.get(k, ABSENT), sub)
         return out
-    if isinstance(obj, list):
-        return [normalize(v, top=False) for v in obj]
-    return obj
+    if isinstance(kubeadm, list) and isinstance(kubeinit, list):
+        out = []
+        for i in range(max(len(kubeadm), len(kubeinit))):
+            out += diff_objects(config, artifact,
+                                kubeadm[i] if i < len(kubeadm) else ABSENT,
+                                kubeinit[i] if i < len(kubeinit) else ABSENT, f"{path}[{i}]")
+        return out
+    if kubeadm is ABSENT or kubeinit is ABSENT or (
+            json.dumps(kubeadm, sort_keys=True) != json.dumps(kubeinit, sort_keys=True)):
+        return [Difference(config, artifact, path, kubeadm, kubeinit)]
+    return []
 
 
-def contains(live: Any, sent: Any, path: str = "") -> list[str]:
-    """Where `sent` (normalized) is not part of `live`: the server kept every field sent."""
-    problems: list[str] = []
-    if isinstance(sent, dict):
-        if not isinstance(live, dict):
-            return [f"{path}: expected a mapping, got {live!r}"]
-        for k, v in sent.items():
-            if k not in live:
-                problems.append(f"{path}.{k}: missing on the server")
-            else:
-                problems += contains(live[k], v, f"{path}.{k}")
-    elif isinstance(sent, list):
-        if not isinstance(live, list) or len(live) != len(sent):
-            return [f"{path}: {live!r} != {sent!r}"]
-        for i, (a, b) in enumerate(zip(live, sent, strict=True)):
-            problems += contains(a, b, f"{path}[{i}]")
-    elif live != sent:
-        problems.append(f"{path}: server has {live!r}, sent {sent!r}")
-    return problems
+_ALLOWLIST: list[Allowlist] = []
+
+
+def allowlist() -> Allowlist:
+    if not _ALLOWLIST:
+        _ALLOWLIST.append(Allowlist.load())
+    return _ALLOWLIST[0]
+
+
+def judge_pairs(config: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], *,
+                prefix: str = "api") -> None:
+    """Fail with every difference between (kubeadm's, kubeinit's) objects that no allow-list
+    entry for `<prefix>:<kind>/<namespace>/<name>` (kubeadm's key) excuses."""
+    diffs = []
+    for want, got in pairs:
+        diffs += diff_objects(config, f"{prefix}:{key_of(want)}", want, got)
+    judge(allowlist(), diffs)
+
+
+def compare_as_stored(admin_conf: Path, config: str,
+                      pairs: list[tuple[dict[str, Any], dict[str, Any]]], *,
+                      kubectl: Path | None = None, wrap: list[str] | None = None) -> None:
+    """(kubeadm's, kubeinit's) objects, both as the server would store them, judged."""
+    want = as_stored(admin_conf, [a for a, _ in pairs], kubectl=kubectl, wrap=wrap)
+    got = as_stored(admin_conf, [b for _, b in pairs], kubectl=kubectl, wrap=wrap)
+    judge_pairs(config, list(zip(want, got, strict=True)))
+
+
+def compare_live(cluster: LocalCluster, config: str, kubeadm_objs: list[dict[str, Any]], *,
+                 names: list[str] | None = None) -> None:
+    """The live objects kubeinit created equal kubeadm's as the server would store them, but
+    for what the cluster's controllers changed since (allow-list entries `live:*`). The live
+    objects are read by kubeadm's names, or by `names` (for randomly named token Secrets)."""
+    want = as_stored(cluster.admin_conf, kubeadm_objs)
+    got = [strip_server_fields(live(cluster, w["kind"], w["metadata"].get("namespace", ""),
+                                    names[i] if names else w["metadata"]["name"]))
+           for i, w in enumerate(want)]
+    judge_pairs(config, list(zip(want, got, strict=True)), prefix="live")
 
 
 def live(cluster: LocalCluster, kind: str, namespace: str, name: str) -> dict[str, Any]:

@@ -1,17 +1,21 @@
 """addon/coredns and addon/kube-proxy: every object equals what real `kubeadm init --dry-run`
-sends, for every test config; on the live cluster the server kept all of it; reruns follow
-EnsureDNSAddon (replicas kept, a modified Corefile retained)."""
+sends, for every test config, both as the real API server stores them (tests/apiobjects.py:
+no value is dropped by shape); on the live cluster the objects are kubeadm's but for what the
+controllers wrote since; reruns follow EnsureDNSAddon (replicas kept, a modified Corefile
+retained). A deliberately dropped `false`, `""` or volume source is caught."""
 
 from __future__ import annotations
 
+import copy
 import json
+from typing import Any
 
 import pytest
 
 from kubeinit.api.addons import coredns_objects, kube_proxy_objects
 from kubeinit.api.upload_config import addon_disabled
 from kubeinit.config import load_config, parse_config
-from tests.apiobjects import API_CONFIGS, contains, live, normalize
+from tests.apiobjects import API_CONFIGS, as_stored, compare_as_stored, compare_live, live
 from tests.conftest import config_path
 from tests.firstboot.conftest import KubeadmDryRuns, KubeadmObjects
 from tests.localcluster import LocalCluster
@@ -19,9 +23,18 @@ from tests.localcluster import LocalCluster
 pytestmark = pytest.mark.real
 
 CLEAN_ENV: dict[str, str] = {}  # the oracle runs kubeadm without *_proxy variables
+KEYS = [("ConfigMap", "kube-system", "coredns"), ("ClusterRole", "", "system:coredns"),
+        ("ClusterRoleBinding", "", "system:coredns"),
+        ("ServiceAccount", "kube-system", "coredns"),
+        ("Deployment", "kube-system", "coredns"), ("Service", "kube-system", "kube-dns"),
+        ("ConfigMap", "kube-system", "kube-proxy"),
+        ("DaemonSet", "kube-system", "kube-proxy"),
+        ("ServiceAccount", "kube-system", "kube-proxy"),
+        ("ClusterRoleBinding", "", "kubeadm:node-proxier"),
+        ("Role", "kube-system", "kube-proxy"), ("RoleBinding", "kube-system", "kube-proxy")]
 
 
-def _rendered(name: str) -> dict[tuple[str, str, str], dict]:
+def _rendered(name: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     config = load_config(config_path(name))
     text = config_path(name).read_text()
     addr = text.split("advertiseAddress:")[1].split()[0]
@@ -32,33 +45,82 @@ def _rendered(name: str) -> dict[tuple[str, str, str], dict]:
 
 
 @pytest.mark.parametrize("name", API_CONFIGS)
-def test_addon_objects_equal_kubeadm(kubeadm_dryruns: KubeadmDryRuns, name: str) -> None:
+def test_addon_objects_equal_kubeadm(cluster: LocalCluster, kubeadm_dryruns: KubeadmDryRuns,
+                                     name: str) -> None:
     want = kubeadm_dryruns(name)
     rendered = _rendered(name)
-    assert len(rendered) == 12
-    for key, obj in rendered.items():
-        assert normalize(obj) == normalize(want.get(*key)), key
+    assert sorted(rendered) == sorted(KEYS)
+    compare_as_stored(cluster.admin_conf, name,
+                      [(want.get(*key), obj) for key, obj in rendered.items()])
     # byte-identical payload, so the component-config hash matches too
     assert rendered[("ConfigMap", "kube-system", "kube-proxy")]["data"] == want.get(
         "ConfigMap", "kube-system", "kube-proxy")["data"]
 
 
-def test_live_objects_hold_everything_kubeadm_sends(cluster: LocalCluster,
-                                                    kubeadm_dryrun: KubeadmObjects) -> None:
-    keys = [("ConfigMap", "kube-system", "coredns"), ("ClusterRole", "", "system:coredns"),
-            ("ClusterRoleBinding", "", "system:coredns"),
-            ("ServiceAccount", "kube-system", "coredns"),
-            ("Deployment", "kube-system", "coredns"), ("Service", "kube-system", "kube-dns"),
-            ("ConfigMap", "kube-system", "kube-proxy"),
-            ("DaemonSet", "kube-system", "kube-proxy"),
-            ("ServiceAccount", "kube-system", "kube-proxy"),
-            ("ClusterRoleBinding", "", "kubeadm:node-proxier"),
-            ("Role", "kube-system", "kube-proxy"), ("RoleBinding", "kube-system", "kube-proxy")]
-    for key in keys:
-        want = normalize(kubeadm_dryrun.get(*key))
-        want["metadata"].pop("resourceVersion", None)  # "0" on create, the server assigns one
-        problems = contains(live(cluster, key[0], key[1], key[2]), want)
-        assert not problems, (key, problems)
+def test_live_objects_are_kubeadms(cluster: LocalCluster,
+                                   kubeadm_dryrun: KubeadmObjects) -> None:
+    compare_live(cluster, "local-up", [kubeadm_dryrun.get(*key) for key in KEYS])
+
+
+def _drop_allow_privilege_escalation(objs: dict[Any, Any]) -> str:
+    dep = objs[("Deployment", "kube-system", "coredns")]
+    sc = dep["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    del sc["allowPrivilegeEscalation"]
+    return "securityContext.allowPrivilegeEscalation"
+
+
+def _empty_string_to_absent(objs: dict[Any, Any]) -> str:
+    cm = objs[("ConfigMap", "kube-system", "kube-proxy")]
+    cm["data"]["extra"] = ""
+    return "data.extra"
+
+
+def _drop_a_volume_source(objs: dict[Any, Any]) -> str:
+    ds = objs[("DaemonSet", "kube-system", "kube-proxy")]
+    vol = ds["spec"]["template"]["spec"]["volumes"][0]
+    (source,) = (k for k in vol if k != "name")
+    del vol[source]  # the server defaults a volume without a source to emptyDir: {}
+    return "volumes[0]"
+
+
+def _empty_a_mapping(objs: dict[Any, Any]) -> str:
+    ds = objs[("DaemonSet", "kube-system", "kube-proxy")]
+    container = ds["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"] == {"privileged": True}
+    container["securityContext"] = {}
+    return "securityContext"
+
+
+@pytest.mark.parametrize("mutate", [_drop_allow_privilege_escalation, _empty_string_to_absent,
+                                    _drop_a_volume_source, _empty_a_mapping],
+                         ids=["dropped-false", "added-empty-string", "dropped-volume-source",
+                              "emptied-mapping"])
+def test_a_dropped_false_or_empty_value_is_caught(cluster: LocalCluster,
+                                                  kubeadm_dryruns: KubeadmDryRuns,
+                                                  mutate: Any) -> None:
+    """The comparison fails when one kubeinit object loses (or gains) a value that a
+    shape-based filter would have dropped: false, "", a volume source, {}."""
+    want = kubeadm_dryruns("default")
+    rendered = copy.deepcopy(_rendered("default"))
+    where = mutate(rendered)
+    with pytest.raises(AssertionError, match="not explained by") as err:
+        compare_as_stored(cluster.admin_conf, "default",
+                          [(want.get(*key), obj) for key, obj in rendered.items()])
+    assert where in str(err.value), str(err.value)[:3000]
+
+
+def test_server_form_keeps_false_and_empty_values(cluster: LocalCluster) -> None:
+    """What the comparison relies on: the server keeps `false` in a *bool field and "" in
+    ConfigMap data; it is not the comparison that would hide them."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "probe", "namespace": "default"}, "data": {"empty": ""}}
+    (got,) = as_stored(cluster.admin_conf, [cm])
+    assert got["data"] == {"empty": ""}
+    dep = _rendered("default")[("Deployment", "kube-system", "coredns")]
+    (got,) = as_stored(cluster.admin_conf, [dep])
+    sc = got["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
 
 
 def test_rerun_keeps_replicas_and_a_modified_corefile(cluster: LocalCluster) -> None:

@@ -24,11 +24,11 @@ from kubeinit.api.tokens import ca_cert_hash, detached_jws
 from kubeinit.versions import release_for
 from tests.apiobjects import (
     b64,
-    contains,
+    compare_as_stored,
+    compare_live,
     join_argv,
     kubeadm_join_dry_run,
     live,
-    normalize,
     token_secrets,
 )
 from tests.firstboot.conftest import KubeadmObjects
@@ -51,6 +51,8 @@ def test_token_secret_has_kubeadms_fields(cluster: LocalCluster,
                if "description" not in o["data"]]
     assert got["type"] == want["type"] == "bootstrap.kubernetes.io/token"
     assert sorted(got["data"]) == sorted(want["data"])
+    # the whole Secret is kubeadm's, but for the random token and its expiration time
+    compare_live(cluster, "local-up", [want], names=[got["metadata"]["name"]])
     for k in ("usage-bootstrap-authentication", "usage-bootstrap-signing", "auth-extra-groups"):
         assert b64(got, k) == b64(want, k), k
     assert b64(got, "token-id") + "." + b64(got, "token-secret") == token
@@ -59,16 +61,17 @@ def test_token_secret_has_kubeadms_fields(cluster: LocalCluster,
     assert datetime.timedelta(hours=23) < left <= datetime.timedelta(hours=24)
 
 
-def test_rbac_and_cluster_info_rbac_equal_kubeadm(cluster: LocalCluster,
-                                                  kubeadm_dryrun: KubeadmObjects) -> None:
+def test_rbac_and_cluster_info_equal_kubeadm(cluster: LocalCluster,
+                                             kubeadm_dryrun: KubeadmObjects) -> None:
     objs = tokens.tls_bootstrap_rbac(release_for("v1.37.2")) + tokens.cluster_info_rbac()
-    rendered = {(o["kind"], o["metadata"]["name"]): normalize(o) for o in objs}
+    rendered = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+                for o in objs}
     assert len(rendered) == 8
-    for (kind, name), obj in rendered.items():
-        ns = obj["metadata"].get("namespace", "")
-        want = normalize(kubeadm_dryrun.get(kind, ns, name))
-        assert obj == want, (kind, name)
-        assert not contains(live(cluster, kind, ns, name), want), (kind, name)
+    want = [kubeadm_dryrun.get(*key) for key in rendered]
+    compare_as_stored(cluster.admin_conf, "local-up",
+                      list(zip(want, rendered.values(), strict=True)))
+    compare_live(cluster, "local-up",
+                 [*want, kubeadm_dryrun.get("ConfigMap", "kube-public", "cluster-info")])
 
 
 def test_cluster_info_is_admin_confs_cluster(cluster: LocalCluster,

@@ -11,7 +11,7 @@ import yaml
 from firstboot.phases.upload_config import kubelet_yaml
 from kubeinit.api import upload_config
 from kubeinit.config import load_config, parse_config
-from tests.apiobjects import API_CONFIGS, contains, context_for, live, normalize
+from tests.apiobjects import API_CONFIGS, compare_as_stored, compare_live, context_for, live
 from tests.conftest import ALL_CONFIGS, config_path
 from tests.firstboot.conftest import KubeadmDryRuns, KubeadmObjects
 from tests.localcluster import LocalCluster
@@ -30,22 +30,26 @@ def test_configmap_payload_is_byte_identical_to_kubeadm(cluster: LocalCluster,
     assert got["metadata"].get("labels") == want["metadata"].get("labels")
 
 
-def test_rbac_equals_kubeadm(cluster: LocalCluster, kubeadm_dryrun: KubeadmObjects) -> None:
-    for kind, name in (("Role", "kubeadm:nodes-kubeadm-config"),
-                       ("RoleBinding", "kubeadm:nodes-kubeadm-config"),
-                       ("Role", "kubeadm:kubelet-config"),
-                       ("RoleBinding", "kubeadm:kubelet-config")):
-        want = normalize(kubeadm_dryrun.get(kind, "kube-system", name))
-        obj = live(cluster, kind, "kube-system", name)
-        assert not contains(obj, want), (kind, name, contains(obj, want))
-        rendered = {o["kind"] + o["metadata"]["name"]: normalize(o)
-                    for o in upload_config.kubeadm_config_rbac()
-                    + upload_config.kubelet_config_rbac()}
-        assert rendered[kind + name] == want
+RBAC = [("Role", "kubeadm:nodes-kubeadm-config"), ("RoleBinding", "kubeadm:nodes-kubeadm-config"),
+        ("Role", "kubeadm:kubelet-config"), ("RoleBinding", "kubeadm:kubelet-config")]
+
+
+def test_rbac_and_configmaps_equal_kubeadm(cluster: LocalCluster,
+                                           kubeadm_dryrun: KubeadmObjects) -> None:
+    rendered = {(o["kind"], o["metadata"]["name"]): o
+                for o in upload_config.kubeadm_config_rbac() + upload_config.kubelet_config_rbac()}
+    assert sorted(rendered) == sorted(RBAC)
+    compare_as_stored(cluster.admin_conf, "local-up",
+                      [(kubeadm_dryrun.get(k, "kube-system", n), rendered[(k, n)])
+                       for k, n in RBAC])
+    # what kubeinit created on the cluster: kubeadm's objects, the ConfigMaps included
+    keys = [*RBAC, ("ConfigMap", "kubeadm-config"), ("ConfigMap", "kubelet-config")]
+    compare_live(cluster, "local-up", [kubeadm_dryrun.get(k, "kube-system", n) for k, n in keys])
 
 
 @pytest.mark.parametrize("name", API_CONFIGS)
-def test_rendered_configmaps_equal_kubeadm_for_each_config(kubeadm_dryruns: KubeadmDryRuns,
+def test_rendered_configmaps_equal_kubeadm_for_each_config(cluster: LocalCluster,
+                                                            kubeadm_dryruns: KubeadmDryRuns,
                                                             name: str) -> None:
     """For every test config: kubeadm-config and kubelet-config as kubeinit renders them are
     kubeadm's, payload bytes and the component-config hash included."""
@@ -57,8 +61,8 @@ def test_rendered_configmaps_equal_kubeadm_for_each_config(kubeadm_dryruns: Kube
         "kubelet-config": upload_config.kubelet_config_configmap(
             kubelet_yaml(ctx), user_supplied=config.kubelet is not None),
     }
-    for cm_name, cm in rendered.items():
-        assert normalize(cm) == normalize(want.get("ConfigMap", "kube-system", cm_name)), cm_name
+    compare_as_stored(cluster.admin_conf, name,
+                      [(want.get("ConfigMap", "kube-system", n), cm) for n, cm in rendered.items()])
 
 
 @pytest.mark.parametrize("name", ALL_CONFIGS)
