@@ -156,6 +156,17 @@ def compare_as_stored(admin_conf: Path, config: str,
     judge_pairs(config, list(zip(want, got, strict=True)))
 
 
+def kubeadm_certs_for_server(obj: dict[str, Any]) -> dict[str, Any]:
+    """kubeadm's dry-run kubeadm-certs with what a real server would refuse filled in: the
+    dry-run prints each encrypted value as null and the owner's uid as "" (the allow-list entry
+    api-kubeadm-certs-ciphertext excuses exactly these values)."""
+    out = copy.deepcopy(obj)
+    out["data"] = {k: base64.b64encode(b"dry-run").decode() for k in out["data"]}
+    for ref in out["metadata"].get("ownerReferences", []):
+        ref["uid"] = "00000000-0000-0000-0000-000000000000"
+    return out
+
+
 def compare_live(cluster: LocalCluster, config: str, kubeadm_objs: list[dict[str, Any]], *,
                  names: list[str] | None = None) -> None:
     """The live objects kubeinit created equal kubeadm's as the server would store them, but

@@ -4,8 +4,6 @@ files, and real `kubeadm join --control-plane --dry-run` downloads exactly our C
 
 from __future__ import annotations
 
-import base64
-import copy
 import datetime
 import os
 import signal
@@ -23,6 +21,7 @@ from tests.apiobjects import (
     compare_as_stored,
     compare_live,
     decrypted_certs,
+    kubeadm_certs_for_server,
     kubeadm_join_dry_run,
     live,
     token_secrets,
@@ -35,12 +34,7 @@ pytestmark = pytest.mark.real
 
 def test_secret_equals_kubeadms_but_for_the_ciphertext_and_owner(
         cluster: LocalCluster, kubeadm_dryrun: KubeadmObjects) -> None:
-    want = copy.deepcopy(kubeadm_dryrun.get("Secret", "kube-system", "kubeadm-certs"))
-    # kubeadm's dry-run prints each encrypted value as null and its owner's uid as ""; a real
-    # server rejects both, so they are filled in (the allow-list excuses exactly these values)
-    want["data"] = {k: base64.b64encode(b"dry-run").decode() for k in want["data"]}
-    for ref in want["metadata"]["ownerReferences"]:
-        ref["uid"] = "00000000-0000-0000-0000-000000000000"
+    want = kubeadm_certs_for_server(kubeadm_dryrun.get("Secret", "kube-system", "kubeadm-certs"))
     compare_live(cluster, "local-up", [want])
     got = live(cluster, "Secret", "kube-system", "kubeadm-certs")
     assert sorted(got["data"]) == sorted(want["data"])
