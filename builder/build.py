@@ -142,7 +142,12 @@ def open_target(ctx: BuildContext, source: ImageFile | None) -> Iterator[Target]
     if ctx.dry_run:
         with step("open image (read-only)"):
             target = guest.open_image(
-                source.path, source.format, cache_dir=ctx.cache_dir, readonly=True, debug=ctx.debug
+                source.path,
+                source.format,
+                cache_dir=ctx.cache_dir,
+                accel=ctx.accel,
+                readonly=True,
+                debug=ctx.debug,
             )
         try:
             yield target
@@ -158,6 +163,7 @@ def open_target(ctx: BuildContext, source: ImageFile | None) -> Iterator[Target]
                 work.path,
                 source.format,
                 cache_dir=ctx.cache_dir,
+                accel=ctx.accel,
                 debug=ctx.debug,
                 display=source.path.name,
             )

@@ -15,6 +15,7 @@ cannot run kubeinit), 3 an image that cannot be read.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import traceback
@@ -24,6 +25,8 @@ from types import FrameType
 
 import yaml
 
+from builder.accel import ENV as ACCEL_ENV
+from builder.accel import parse_override
 from builder.build import Summary, build_image
 from builder.context import BuildContext, default_cache_dir
 from builder.preflight import ImageCheckFailed
@@ -116,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         debug=args.debug,
         cache_dir=default_cache_dir(),
+        accel=parse_override(os.environ.get(ACCEL_ENV)),
     )
     summary = build_image(ctx)
     _print_summary(ctx, summary)

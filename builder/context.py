@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.accel import Accel
 from kubeinit.config import Config
 
 
@@ -28,6 +29,7 @@ class BuildContext:
     dry_run: bool = False
     debug: bool = False
     cache_dir: Path = Path("/nonexistent")
+    accel: Accel | None = None  # KUBEINIT_ACCEL: forced accelerator; None = probe (builder.accel)
 
     @property
     def final_image(self) -> Path:

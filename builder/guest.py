@@ -1,22 +1,38 @@
 """Open a disk image with libguestfs: one appliance launch per build, the guest's filesystems
 mounted where its own /etc/fstab mounts them, whatever the partition layout.
 
-The appliance runs with KVM when KVM really runs guests here (builder.accel), else with TCG
+The appliance runs with KVM when KVM really boots a kernel here (builder.accel), else with TCG
 (`LIBGUESTFS_BACKEND=direct`, backend setting `force_tcg`). A LIBGUESTFS_BACKEND set by the user
 wins.
+
+The launch is bounded. libguestfs itself waits up to 20 minutes for its appliance, and under a
+KVM that runs toy guests but not kernels its vCPU spins at 100% all that time (issue 11). So a
+watchdog thread kills the appliance's QEMU after LAUNCH_TIMEOUT seconds, which makes `launch()`
+return with an error. Under a probed KVM, a launch that hangs or fails is retried once under TCG
+and KVM is remembered as unusable for this boot; under TCG (or an accelerator forced with
+KUBEINIT_ACCEL) it is one clear error naming the appliance and the way to force TCG.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from builder.accel import kvm_usable
+from builder.accel import ENV, Accel, choose, record
+from builder.step import Progress
 from builder.target import GuestTarget
-from kubeinit.errors import InvalidInput, StateUnreadable
+from kubeinit.errors import InvalidInput, PhaseFailed, StateUnreadable
+
+# Seconds the appliance may take to answer. Under KVM it answers in a few seconds; under TCG it
+# took 27 s on an idle 2-core machine and over 2 minutes on a busy one.
+LAUNCH_TIMEOUT: Mapping[Accel, float] = {Accel.KVM: 120.0, Accel.TCG: 900.0}
 
 # Debian ships the bindings for its own python3 only (python3-guestfs).
 _DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -49,31 +65,30 @@ def open_image(
     fmt: str,
     *,
     cache_dir: Path,
+    accel: Accel | None = None,
     readonly: bool = False,
     debug: bool = False,
     display: str = "",
 ) -> GuestTarget:
     """Launch the appliance on `path`, find the one Linux installed in it and mount its
     filesystems. Read-write only for the build's own copy; `readonly` (--dry-run) puts
-    libguestfs' throw-away overlay in front of the user's file."""
+    libguestfs' throw-away overlay in front of the user's file. `accel` forces an accelerator
+    (KUBEINIT_ACCEL, parsed by the command line); None probes (builder.accel)."""
     guestfs = import_guestfs()
-    g = guestfs.GuestFS(python_return_dict=True)
-    if not os.environ.get("LIBGUESTFS_BACKEND"):
-        g.set_backend("direct")
-        if not kvm_usable(cache_dir):
-            g.set_backend_settings(["force_tcg"])
-    if debug:
-        g.set_verbose(True)
-    # The copy is thrown away on failure, and fsync-ed by us on success: no flushes needed.
-    g.add_drive_opts(str(path), format=fmt, readonly=readonly, cachemode="unsafe")
-    try:
-        g.launch()
-    except RuntimeError as e:
-        g.close()
-        raise StateUnreadable(
-            f"libguestfs could not open the image: {_first(e)}",
-            hint="run with --debug for the appliance log",
-        ) from None
+
+    def handle(acc: Accel) -> Any:
+        g = guestfs.GuestFS(python_return_dict=True)
+        if not os.environ.get("LIBGUESTFS_BACKEND"):
+            g.set_backend("direct")
+            if acc is Accel.TCG:
+                g.set_backend_settings(["force_tcg"])
+        if debug:
+            g.set_verbose(True)
+        # The copy is thrown away on failure, and fsync-ed by us on success: no flushes needed.
+        g.add_drive_opts(str(path), format=fmt, readonly=readonly, cachemode="unsafe")
+        return g
+
+    g = launch(handle, cache_dir=cache_dir, forced=accel)
     try:
         return _mount(g, path, display)
     except BaseException:
@@ -131,3 +146,90 @@ def close(g: Any) -> None:
 
 def _first(e: BaseException) -> str:
     return (str(e).strip().splitlines() or ["unknown error"])[0]
+
+
+class LaunchHung(Exception):
+    pass
+
+
+def launch(
+    make: Callable[[Accel], Any],
+    *,
+    cache_dir: Path,
+    forced: Accel | None = None,
+    timeouts: Mapping[Accel, float] = LAUNCH_TIMEOUT,
+) -> Any:
+    """A launched handle from `make(accel)` (a configured, not yet launched GuestFS). A probed
+    KVM that hangs or fails gets one retry under TCG and is recorded as unusable."""
+    acc = choose(cache_dir, forced)
+    g = make(acc)
+    try:
+        bounded_launch(g, timeouts[acc])
+        return g
+    except (RuntimeError, LaunchHung) as e:
+        g.close()
+        if acc is Accel.KVM and forced is None:
+            why = f"the libguestfs appliance under KVM: {_first(e)}"
+            record(cache_dir, False, why)
+            Progress.line(f"{why}; KVM is marked unusable for this boot, retrying under TCG")
+            return launch(make, cache_dir=cache_dir, forced=Accel.TCG, timeouts=timeouts)
+        if isinstance(e, LaunchHung):
+            raise PhaseFailed(
+                f"the libguestfs appliance ({acc.upper()}) did not answer within"
+                f" {timeouts[acc]:.0f} s; it was stopped",
+                hint=f"{ENV}=tcg forces TCG (the emulator); --debug shows the appliance log",
+            ) from None
+        raise StateUnreadable(
+            f"libguestfs could not open the image ({acc.upper()}): {_first(e)}",
+            hint=f"run with --debug for the appliance log; {ENV}=tcg forces TCG",
+        ) from None
+
+
+def bounded_launch(g: Any, timeout: float) -> None:
+    """`g.launch()`, but its QEMU is killed after `timeout` seconds (LaunchHung). QEMU processes
+    of ours that existed before (a test's VM) are left alone."""
+    before = _qemu_children()
+    done = threading.Event()
+    fired = threading.Event()
+
+    def watchdog() -> None:
+        if done.wait(timeout):
+            return
+        fired.set()
+        while not done.is_set():  # QEMU may not be started yet (supermin still building)
+            for pid in _qemu_children() - before:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            done.wait(0.5)
+
+    t = threading.Thread(target=watchdog, name="appliance-watchdog", daemon=True)
+    t.start()
+    try:
+        g.launch()
+    except RuntimeError as e:
+        if fired.is_set():
+            raise LaunchHung(f"no answer within {timeout:.0f} s") from e
+        raise
+    finally:
+        done.set()
+        t.join()
+    if fired.is_set():  # answered just as the watchdog fired: the handle may be dead
+        raise LaunchHung(f"no answer within {timeout:.0f} s")
+
+
+def _qemu_children() -> set[int]:
+    """PIDs of this process's children that run QEMU (libguestfs' direct backend forks it)."""
+    me = os.getpid()
+    out = set()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == me and os.readlink(d / "exe").rsplit("/", 1)[-1].startswith(
+                "qemu-system"
+            ):
+                out.add(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out

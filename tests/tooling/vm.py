@@ -17,7 +17,9 @@ namespace: run clients with `vm.in_netns(argv)` (nsenter).
 
 The serial console (kernel, systemd and kubeinit.service, which logs to the console too) goes
 to a file that `wait_for` polls. Power-off goes through QMP (`system_powerdown`), a power cut is
-SIGKILL of QEMU. Everything runs with a hard timeout; `close` never leaves QEMU running.
+SIGKILL of QEMU. Everything runs with a hard timeout; `close` never leaves QEMU running. A wait
+that runs out names the VM and its accelerator and says how to force TCG (KUBEINIT_ACCEL=tcg,
+read here and passed to builder.accel, which otherwise boots a real kernel to decide).
 
 After power-off the guest's root filesystem is read without mounting it and without libguestfs:
 the qcow2 is converted to a sparse raw file and debugfs (e2fsprogs) copies files out of the
@@ -44,7 +46,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from builder.accel import kvm_usable  # noqa: E402
+from builder.accel import ENV as ACCEL_ENV  # noqa: E402
+from builder.accel import choose, parse_override, qemu_args  # noqa: E402
 from tests.tooling.node_image import cache_root  # noqa: E402
 
 QEMU = "qemu-system-x86_64"
@@ -54,9 +57,13 @@ API_PORT_IN_GUEST = 6443
 GUEST_ADDRESS = "10.0.2.15"  # QEMU user networking's first DHCP address
 
 
+FORCE_TCG = f"{ACCEL_ENV}=tcg forces TCG"
+
+
 def accel() -> str:
-    """"kvm" where KVM really runs guests here (builder.accel), else "tcg"."""
-    return "kvm" if kvm_usable(cache_root()) else "tcg"
+    """"kvm" where KVM really boots a kernel here (builder.accel), else "tcg";
+    KUBEINIT_ACCEL=kvm|tcg decides instead (the test tooling's edge reads it here)."""
+    return str(choose(cache_root(), parse_override(os.environ.get(ACCEL_ENV))))
 
 
 def free_port() -> int:
@@ -95,11 +102,12 @@ class VM:
         serial.unlink(missing_ok=True)
         qmp_path.unlink(missing_ok=True)
         port = api_port or free_port()
-        acc = use_accel or accel()
+        acc = parse_override(use_accel or accel())
+        assert acc is not None
         assert OVMF_CODE.is_file(), f"{OVMF_CODE} missing: run hack/install-deps (ovmf)"
         argv = [
             QEMU, "-name", name,
-            "-machine", "q35", "-accel", acc, *(["-cpu", "host"] if acc == "kvm" else []),
+            "-machine", "q35", *qemu_args(acc),
             "-m", str(memory_mib), "-smp", str(cpus),
             "-display", "none", "-vga", "none", "-no-reboot",
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
@@ -124,7 +132,7 @@ class VM:
                                 stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         now = time.monotonic()
-        return cls(disk, serial, qmp_path, proc, port, acc, now, now + hard_timeout)
+        return cls(disk, serial, qmp_path, proc, port, str(acc), now, now + hard_timeout)
 
     @classmethod
     @contextlib.contextmanager
@@ -147,6 +155,9 @@ class VM:
         """`argv` run in QEMU's network namespace (where the forwarded port listens)."""
         return ["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", "--", *argv]
 
+    def what(self) -> str:
+        return f"QEMU booting {self.disk.name} under {self.accel.upper()}"
+
     def running(self) -> bool:
         return self.proc.poll() is None
 
@@ -166,11 +177,14 @@ class VM:
             if frx is not None and (f := frx.search(text, start)):
                 raise AssertionError(f"{f.group(0)!r} on the serial console:\n{text[-4000:]}")
             if not self.running():
-                raise AssertionError(f"QEMU exited ({self.proc.returncode}) before"
-                                     f" {pattern!r}:\n{text[-4000:]}")
+                raise AssertionError(f"{self.what()} exited ({self.proc.returncode}) before"
+                                     f" {pattern!r} ({FORCE_TCG}):\n{text[-4000:]}")
             if time.monotonic() > limit:
-                raise AssertionError(f"no {pattern!r} on the serial console within"
-                                     f" {timeout:.0f} s:\n{text[-4000:]}")
+                waited = min(timeout, self.deadline - self.started)
+                self.kill()
+                raise AssertionError(f"{self.what()} hung: no {pattern!r} on the serial console"
+                                     f" within {waited:.0f} s; QEMU was stopped ({FORCE_TCG})"
+                                     f":\n{text[-4000:]}")
             time.sleep(0.2)
 
     # --- power -----------------------------------------------------------------------------
@@ -199,8 +213,8 @@ class VM:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"the guest did not power off within {timeout} s:\n"
-                                 f"{self.text()[-3000:]}") from None
+            raise AssertionError(f"{self.what()}: the guest did not power off within {timeout} s"
+                                 f" ({FORCE_TCG}):\n{self.text()[-3000:]}") from None
         return time.monotonic() - t0
 
     def kill(self) -> None:
