@@ -30,8 +30,16 @@ from builder.accel import parse_override
 from builder.build import Summary, build_image
 from builder.context import BuildContext, default_cache_dir
 from builder.preflight import ImageCheckFailed
-from kubeinit.config import KUBEADM_API, Config, load_config, parse_config
+from kubeinit.config import (
+    KUBEADM_API,
+    Config,
+    load_config,
+    load_yaml_documents,
+    parse_config,
+    read_config_text,
+)
 from kubeinit.errors import ExitCode, InvalidInput, KubeinitError
+from kubeinit.redact import redact
 from kubeinit.versions import parse_version
 
 PROG = "kubeinit-build"
@@ -87,10 +95,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if e.hint:
             print(f"hint: {e.hint}", file=sys.stderr)
         if args.debug:
-            traceback.print_exc()
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return int(e.exit_code)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing was changed", file=sys.stderr)
+        return ExitCode.PHASE_FAILED
+    except Exception as e:  # a bug: still one line and a hint, the traceback only with --debug
+        print(
+            f"{PROG}: error: internal error: {redact(f'{type(e).__name__}: {e}')}", file=sys.stderr
+        )
+        print("hint: run again with --debug for a traceback and report it", file=sys.stderr)
+        if args.debug:
+            print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return ExitCode.PHASE_FAILED
 
 
@@ -109,6 +125,8 @@ def _run(args: argparse.Namespace) -> int:
             "--output is for --image builds", hint="--root writes into the tree itself"
         )
     config, text = load_build_config(args.config, args.kubernetes_version)
+    for w in config.warnings:
+        print(f"{PROG}: warning: {w}", file=sys.stderr)
     ctx = BuildContext(
         config=config,
         config_text=text,
@@ -129,21 +147,12 @@ def _run(args: argparse.Namespace) -> int:
 def load_build_config(path: Path | None, version: str | None) -> tuple[Config, str]:
     """The configuration and its effective text (what first boot will read). An explicit
     --kubernetes-version is written into the text, and must not contradict the file."""
-    text = ""
-    if path is not None:
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise InvalidInput(
-                f"--config {path}: no such file", hint="give a kubeadm v1beta4 configuration file"
-            ) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise InvalidInput(f"--config {path}: cannot read: {e}") from None
-    config = load_config(path) if path is not None else load_config(None)
+    text = read_config_text(path, what=f"--config {path}") if path is not None else ""
+    config = parse_config(text, source=str(path)) if path is not None else load_config(None)
     if version is None:
         return config, text
     parse_version(version, field="--kubernetes-version")
-    docs = [d for d in yaml.safe_load_all(text) if d is not None] if text else []
+    docs = load_yaml_documents(text, str(path)) if text else []
     cluster = next(
         (d for d in docs if isinstance(d, dict) and d.get("kind") == "ClusterConfiguration"), None
     )

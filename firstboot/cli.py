@@ -20,6 +20,7 @@ from firstboot.phase import Phase
 from firstboot.phases import PHASES
 from firstboot.selection import known_paths, select, walk
 from kubeinit.errors import ExitCode, InvalidInput, KubeinitError
+from kubeinit.redact import redact, redact_keys
 
 
 def _phase_help(tree: Sequence[Phase]) -> str:
@@ -33,9 +34,15 @@ def _phase_help(tree: Sequence[Phase]) -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"kubeinit: error: {message}\nhint: kubeinit --help", file=sys.stderr)
+        # One line and a hint, like every other error (no usage block); argv may hold a token
+        # or a certificate key given in the wrong place.
+        message = _printable(redact_keys(message))
+        print(f"kubeinit: error: {message}\nhint: {self.prog} --help", file=sys.stderr)
         raise SystemExit(ExitCode.INVALID_INPUT)
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -150,17 +157,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _join_command(args, debug)
         return _init(args, debug)
     except KubeinitError as e:
-        print(f"kubeinit: error: {e.message}", file=sys.stderr)
-        if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        return int(e.exit_code)
+        return _error(e, debug)
+    except PermissionError as e:
+        # e.g. `kubeinit status` as a user who may not read /var/lib/kubeinit
+        where = f"{e.filename}: " if e.filename else ""
+        err = KubeinitError(
+            f"{where}permission denied",
+            hint="kubeinit reads and writes root-owned files under the root: run it as root",
+        )
+        err.exit_code = ExitCode.STATE_UNREADABLE
+        return _error(err, debug)
     except KeyboardInterrupt:
         print("kubeinit: interrupted", file=sys.stderr)
         return ExitCode.PHASE_FAILED
+    except Exception as e:  # a bug: still one line and a hint, the traceback only with --debug
+        err = KubeinitError(
+            f"internal error: {type(e).__name__}: {_printable(str(e))}",
+            hint="run again with --debug for a traceback and report it",
+        )
+        return _error(err, debug)
+
+
+def _error(e: KubeinitError, debug: bool) -> int:
+    """One error line, one hint line; with --debug the traceback, secrets masked."""
+    print(f"kubeinit: error: {redact(e.message)}", file=sys.stderr)
+    if e.hint:
+        print(f"hint: {redact(e.hint)}", file=sys.stderr)
+    if debug:
+        import traceback
+
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+    return int(e.exit_code)
 
 
 def _phase_target(words: Sequence[str]) -> str | None:
@@ -193,8 +220,10 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     boot = load_boot_config(root, args.config)
     config = boot.config
     skip += list(config.init.skip_phases)
+    # InitConfiguration.dryRun is kubeadm's --dry-run in the file (kubeadm ORs the two).
+    dry_run = bool(args.dry_run or config.init.dry_run)
     # A dry run writes into a temporary root and must not touch a live API server.
-    local_only = args.local_only or args.dry_run
+    local_only = args.local_only or dry_run
     if local_only:
         skip += [path for path, p in walk(PHASES) if p.needs_api and "/" not in path]
     selected = select(PHASES, only=target, skip=skip)
@@ -210,7 +239,7 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     ignore |= {s.lower() for s in config.init.node_registration.ignore_preflight_errors}
     if "all" in ignore and len(ignore) > 1:
         raise InvalidInput("--ignore-preflight-errors: don't name individual checks with 'all'")
-    dry_root = Path(tempfile.mkdtemp(prefix="kubeinit-dry-run.")) if args.dry_run else None
+    dry_root = Path(tempfile.mkdtemp(prefix="kubeinit-dry-run.")) if dry_run else None
     run_root = dry_root or root
     ctx = InitContext(
         config=config,
@@ -218,12 +247,16 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
         identity=identity,
         start_time=datetime.datetime.now(datetime.UTC).replace(microsecond=0),
         ignore_preflight_errors=frozenset(ignore),
-        manage_services=(root == Path("/") and _systemd_is_pid1() and not args.dry_run),
+        manage_services=(root == Path("/") and _systemd_is_pid1() and not dry_run),
         preflight_target=args.preflight_target or "",
         profile=boot.profile,
         use_templates=use_templates,
     )
     reporter = Reporter(debug=debug)
+    for w in config.warnings:
+        reporter.warn(w)
+    if config.init.dry_run and not args.dry_run:
+        reporter.info(f"{config.source}: dryRun: true: a dry run, as with --dry-run")
     if profile_line:
         reporter.info(profile_line)
     # Skipped phases (--skip-phases, skipPhases) still make a complete init, as in kubeadm:
@@ -235,7 +268,7 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
             PHASES,
             selected,
             reporter,
-            complete_init=full and not args.dry_run,
+            complete_init=full and not dry_run,
             resume=target is None,
         )
     finally:

@@ -21,6 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The one masking helper (kubeinit.redact), re-exported for the phases.
+from kubeinit.redact import REDACTED, redact, register_secret
+
+__all__ = ["REDACTED", "Reporter", "current_phase", "redact", "register_secret"]
+
 # Fixed, documented message IDs (docs/journal.md). Generated with `systemd-id128 new`; never
 # change one: operators filter on them.
 MESSAGE_ID_PHASE_FINISHED = "f7699f37a3d448348b5729a4006f2d75"
@@ -29,14 +34,12 @@ MESSAGE_ID_INIT_COMPLETE = "e70d541ebbd24ec19e7a5780baf491ed"
 MESSAGE_ID_JOIN_REFRESHED = "acb71106bff34a56987715c7fb7f2ebb"
 
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
-REDACTED = "<redacted>"
 
 # syslog priorities (sd-daemon.h)
 PRIORITY_ERR = 3
 PRIORITY_WARNING = 4
 PRIORITY_INFO = 6
 
-_secrets: set[str] = set()
 _phase = {"current": ""}
 
 
@@ -44,19 +47,6 @@ def current_phase() -> str:
     """The phase the runner last started ("" outside phases): lets fault points count per
     phase."""
     return _phase["current"]
-
-
-def register_secret(value: str) -> None:
-    """Never let `value` reach a log line, a journal field or an error message."""
-    if value and len(value) >= 6:
-        _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    for s in sorted(_secrets, key=len, reverse=True):
-        if s in text:
-            text = text.replace(s, REDACTED)
-    return text
 
 
 class Reporter:

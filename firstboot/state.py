@@ -40,6 +40,64 @@ class PhaseRecord:
     hint: str = ""
 
 
+# state.json holds one small record per phase; anything this large is not one.
+MAX_STATE_BYTES = 16 * 2**20
+_RESULTS = frozenset((Result.RUNNING, Result.DONE, Result.FAILED, Result.SKIPPED))
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "result": (str,),
+    "started": (str,),
+    "duration": (int, float, type(None)),
+    "error": (str,),
+    "hint": (str,),
+}
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return _one_line(repr(value), 60)
+
+
+def _decode_phases(data: Any) -> dict[str, PhaseRecord]:
+    """The journal's phases, or ValueError naming what is wrong with its shape (a file that is
+    JSON but not a state journal: a list, wrong types, missing keys)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {_shown(data)}")
+    if "schema" not in data:
+        raise ValueError("no schema key")
+    unknown = sorted(set(data) - {"schema", "phases"})
+    if unknown:
+        raise ValueError(f"unknown key {_shown(unknown[0])}")
+    phases = data.get("phases")
+    if not isinstance(phases, dict):
+        raise ValueError(f"phases: expected an object, got {_shown(phases)}")
+    out = {}
+    for name, rec in phases.items():
+        where = f"phases.{_one_line(name, 60)}"
+        if not isinstance(rec, dict):
+            raise ValueError(f"{where}: expected an object, got {_shown(rec)}")
+        for k, v in rec.items():
+            types = _RECORD_TYPES.get(k)
+            if types is None:
+                raise ValueError(f"{where}: unknown key {_shown(k)}")
+            if isinstance(v, bool) or not isinstance(v, types):
+                raise ValueError(f"{where}.{k}: wrong type ({_shown(v)})")
+        for k in ("result", "started"):
+            if k not in rec:
+                raise ValueError(f"{where}: no {k} key")
+        if rec["result"] not in _RESULTS:
+            raise ValueError(f"{where}.result: {_shown(rec['result'])} is not a phase result")
+        out[name] = PhaseRecord(**rec)
+    return out
+
+
 @dataclass
 class State:
     root: Path
@@ -54,21 +112,30 @@ class State:
         st = cls(root)
         if not st.file.exists():
             return st
+        hint = (
+            "inspect it; remove it only to restart the phases from scratch (existing keys and"
+            " CAs are reused)"
+        )
         try:
-            data = json.loads(st.file.read_text())
-            if data.get("schema") != SCHEMA:
+            with st.file.open("rb") as f:
+                raw = f.read(MAX_STATE_BYTES + 1)
+            if len(raw) > MAX_STATE_BYTES:
+                raise ValueError(f"larger than {MAX_STATE_BYTES // 2**20} MiB")
+            data = json.loads(raw.decode("utf-8"))
+            if isinstance(data, dict) and "schema" in data and data["schema"] != SCHEMA:
                 raise StateUnreadable(
-                    f"{st.file}: state journal schema {data.get('schema')!r} is not {SCHEMA}",
+                    f"{st.file}: state journal schema {_shown(data['schema'])} is not {SCHEMA}",
                     hint="this kubeinit is older or newer than the one that wrote it",
                 )
-            st.phases = {k: PhaseRecord(**v) for k, v in data["phases"].items()}
+            st.phases = _decode_phases(data)
         except StateUnreadable:
             raise
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except PermissionError:
+            raise  # the CLI says "run it as root"
+        except (OSError, ValueError, RecursionError) as e:
+            text = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise StateUnreadable(
-                f"{st.file}: state journal unreadable: {e}",
-                hint="inspect it; remove it only to restart the phases from"
-                " scratch (existing keys and CAs are reused)",
+                f"{st.file}: state journal unreadable: {_one_line(text)}", hint=hint
             ) from None
         return st
 

@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from kubeinit import paths
-from kubeinit.config import Config, load_config, parse_config
+from kubeinit.config import Config, load_config, parse_config, read_config_text
 
 if TYPE_CHECKING:
     from firstboot.context import InitContext
@@ -45,19 +45,6 @@ class BootConfig:
     baked: Config | None  # the profile's configuration when `config` came from elsewhere
 
 
-def _read(path: Path) -> str:
-    from kubeinit.errors import InvalidInput
-
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        raise InvalidInput(
-            f"{path}: no such file", hint="pass --config with a kubeadm v1beta4 config file"
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"{path}: cannot read: {e}") from None
-
-
 def load_boot_config(root: Path, explicit: Path | None) -> BootConfig:
     """The configuration of this run and the image's profile (see the module docstring)."""
     profile = None
@@ -69,7 +56,7 @@ def load_boot_config(root: Path, explicit: Path | None) -> BootConfig:
     if path is None and paths.under(root, paths.NODE_CONFIG).exists():
         path = paths.under(root, paths.NODE_CONFIG)
     if path is not None:
-        text = _read(path)
+        text = read_config_text(path)
         config = parse_config(text, source=str(path))
     elif profile is not None:
         text = profile.config
@@ -133,4 +120,26 @@ def template(ctx: InitContext, table: Mapping[str, str], node_path: PurePosixPat
     text = table.get(str(node_path))
     if text is None:
         return ""
+    if _external_ca_controller_manager(ctx, table, node_path):
+        # The builder rendered the controller-manager with the CA key present
+        # (--cluster-signing-*); with an external CA kubeadm blanks those flags, so this one
+        # file is rendered live (kubeinit.flags.controller_manager_command).
+        ctx.notes.append(
+            "external CA (ca.key absent): rendered live, without the image's"
+            " --cluster-signing-* flags"
+        )
+        return ""
     return ctx.profile.fill(text, ctx.identity)
+
+
+def _external_ca_controller_manager(
+    ctx: InitContext, table: Mapping[str, str], node_path: PurePosixPath | str
+) -> bool:
+    from kubeinit import flags, manifests
+
+    return (
+        ctx.profile is not None
+        and table is ctx.profile.static_pods
+        and PurePosixPath(node_path) == manifests.manifest_path(flags.KUBE_CONTROLLER_MANAGER)
+        and flags.using_external_ca(ctx.root, ctx.config.cluster.certificates_dir)
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from kubeinit.redact import redact
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -18,6 +20,9 @@ class KubeinitError(Exception):
     exit_code: ExitCode = ExitCode.PHASE_FAILED
 
     def __init__(self, message: str, *, hint: str = "") -> None:
+        # Masked once, here: the message reaches stderr, the journal, state.json and
+        # init.failed, and none of them may show a token or a certificate key.
+        message, hint = redact(message), redact(hint)
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -26,7 +26,7 @@ from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kubeinit import goyaml, paths
+from kubeinit import goyaml, paths, schema
 from kubeinit.config import Arg, Config
 from kubeinit.errors import InvalidInput
 from kubeinit.flags import arguments_to_command, go_join
@@ -315,7 +315,8 @@ def canonical_quantity(text: str) -> str:
 
 def _type_error(path: str, want: str, value: Any) -> InvalidInput:
     return InvalidInput(
-        f"KubeletConfiguration: {path}: expected {want}, got {type(value).__name__} {value!r}",
+        f"KubeletConfiguration: {path}: expected {want}, got {type(value).__name__}"
+        f" {schema.shown(value)}",
         hint="fix the field's type (see the KubeletConfiguration v1beta1 reference)",
     )
 
@@ -425,6 +426,52 @@ def _collection(kind: str, value: Any, path: str) -> Any:
     if inner == "[s]":
         return {str(k): _collection("[s]", v, f"{path}.{k}") for k, v in value.items()}
     return {str(k): _scalar(inner, v, f"{path}.{k}") for k, v in value.items()}
+
+
+def unknown_fields(given: Mapping[str, Any], minor: int | None = None) -> list[str]:
+    """The fields of a KubeletConfiguration document that the Go type does not have, as the
+    JSON paths of sigs.k8s.io/json's strict decoding (`authentication.bogus`), sorted as it
+    sorts them: kubeadm warns about them and decodes the rest (componentconfigs/configset.go)."""
+    out: list[str] = []
+    _unknown(KUBELET_CONFIGURATION, given, "", minor, out)
+    return sorted(out)
+
+
+def _unknown(
+    schema: Mapping[str, Any], given: Any, path: str, minor: int | None, out: list[str]
+) -> None:
+    if not isinstance(given, Mapping):
+        return
+    for name, value in given.items():
+        kind = schema.get(name) if isinstance(name, str) else None
+        if name in ("apiVersion", "kind") and not path:
+            continue
+        if kind is None or (minor is not None and minor < FIELD_SINCE_MINOR.get(name, 0)):
+            out.append(f"{path}{name}")
+            continue
+        if isinstance(kind, dict):
+            _unknown(kind, value, f"{path}{name}.", None, out)
+        elif isinstance(kind, tuple):
+            wrapper, sub = kind
+            if wrapper == "*":
+                _unknown(sub, value, f"{path}{name}.", None, out)
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    _unknown(sub, v, f"{path}{name}[{i}].", None, out)
+
+
+def check_document(given: Mapping[str, Any], minor: int) -> list[str]:
+    """Decode a KubeletConfiguration document as kubeadm does when it loads the configuration:
+    a value of the wrong type is an error (InvalidInput); unknown fields are returned as
+    kubeadm's warning lines ("strict decoding error: unknown field ...")."""
+    _decode(KUBELET_CONFIGURATION, given, "", minor)
+    unknown = unknown_fields(given, minor)
+    if not unknown:
+        return []
+    fields = ", ".join(f"unknown field {goyaml.go_quote(f)}" for f in unknown)
+    return [
+        f"KubeletConfiguration: strict decoding error: {fields} (ignored, as kubeadm ignores them)"
+    ]
 
 
 # --- the three files -----------------------------------------------------------------------------
@@ -539,7 +586,7 @@ def systemd_resolved_active(root: Path, *, live: bool) -> bool:
     if live:
         result = run(["systemctl", "is-active", "systemd-resolved"], check=False)
         return result.stdout.strip() in ("active", "activating")
-    masked = paths.under(root, "/etc/systemd/system/systemd-resolved.service")
+    masked = paths.under_nofollow(root, "/etc/systemd/system/systemd-resolved.service")
     if masked.is_symlink() and str(masked.readlink()) == "/dev/null":
         return False
     for unit_dir in _UNIT_DIRS:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubeinit.errors import PhaseFailed
+from kubeinit.redact import mask
+
+__all__ = ["BASE_ENV", "Result", "mask", "run"]
 
 log = logging.getLogger("kubeinit.run")
 
@@ -30,13 +33,6 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
-
-
-def mask(text: str, redact: Sequence[str]) -> str:
-    for secret in redact:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def run(

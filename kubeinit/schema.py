@@ -13,6 +13,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 T = TypeVar("T")
@@ -38,28 +39,48 @@ def yaml_key(f: dataclasses.Field[Any]) -> str:
 
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+
+
+# time.Duration is an int64 count of nanoseconds: ParseDuration refuses anything longer
+# (2562047h47m16.854775807s, about 292 years).
+MAX_DURATION_NS = 2**63 - 1
 
 
 def parse_duration(text: str) -> datetime.timedelta:
-    """Go's time.ParseDuration for the non-negative durations kubeadm accepts ("8760h0m0s")."""
+    """Go's time.ParseDuration for the non-negative durations kubeadm accepts ("8760h0m0s"),
+    including its overflow check."""
     s = text.strip()
     if s == "0":
         return datetime.timedelta(0)
     if s.startswith("-"):
         raise ValueError(f"{text!r} is negative")
-    pos, total = 0, 0.0
+    pos, total = 0, Fraction(0)
     s = s.lstrip("+")
     if not s:
         raise ValueError(f"{text!r} is not a duration")
     for m in _DURATION_RE.finditer(s):
         if m.start() != pos:
             break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
+        total += Fraction(m.group(1)) * _UNITS_NS[m.group(2)]
         pos = m.end()
+        if total > MAX_DURATION_NS:
+            raise ValueError(
+                f"{text[:40]!r} is longer than the longest duration Go can hold"
+                " (2562047h47m16s, about 292 years)"
+            )
     if pos != len(s):
-        raise ValueError(f"{text!r} is not a duration like 8760h0m0s")
-    return datetime.timedelta(seconds=total)
+        raise ValueError(f"{text[:40]!r} is not a duration like 8760h0m0s")
+    # Go truncates to whole nanoseconds; timedelta keeps microseconds.
+    return datetime.timedelta(microseconds=int(total) // 1000)
 
 
 def format_duration(d: datetime.timedelta) -> str:
@@ -90,6 +111,17 @@ def _type_name(tp: Any) -> str:
         bool: "true or false",
         datetime.timedelta: "a duration like 8760h0m0s",
     }.get(tp, str(tp))
+
+
+def shown(data: Any) -> str:
+    """A value for an error message: scalars as repr (at most 60 characters), containers by
+    kind only (they may be large, and may hold a secret under some key)."""
+    if isinstance(data, Mapping):
+        return "a mapping"
+    if isinstance(data, (list, tuple)):
+        return "a list"
+    text = repr(data)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def decode(cls: type[T], data: Any, path: str = "") -> T:
@@ -141,29 +173,29 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
         )
     if tp is datetime.timedelta:
         if not isinstance(data, str):
-            raise DecodeError(path, f"expected {_type_name(tp)}, got {data!r}")
+            raise DecodeError(path, f"expected {_type_name(tp)}, got {shown(data)}")
         try:
             return parse_duration(data)
         except ValueError as e:
             raise DecodeError(path, f"{e}") from None
     if tp is bool:
         if not isinstance(data, bool):
-            raise DecodeError(path, f"expected true or false, got {data!r}")
+            raise DecodeError(path, f"expected true or false, got {shown(data)}")
         return data
     if tp is int:
         if isinstance(data, bool) or not isinstance(data, int):
-            raise DecodeError(path, f"expected an integer, got {data!r}")
+            raise DecodeError(path, f"expected an integer, got {shown(data)}")
         return data
     if tp is str:
         if isinstance(data, bool) or data is None or isinstance(data, (list, dict)):
-            raise DecodeError(path, f"expected a string, got {data!r}")
+            raise DecodeError(path, f"expected a string, got {shown(data)}")
         return str(data)
     if isinstance(tp, type) and issubclass(tp, str):  # StrEnum
         try:
             return tp(data)
         except ValueError:
             accepted = ", ".join(str(v.value) for v in tp)  # type: ignore[attr-defined]
-            raise DecodeError(path, f"{data!r} is not one of: {accepted}") from None
+            raise DecodeError(path, f"{shown(data)} is not one of: {accepted}") from None
     raise TypeError(f"schema: unsupported type {tp!r} at {path}")
 
 

@@ -244,9 +244,10 @@ def test_fields_newer_than_the_version_are_dropped() -> None:
     ids=["int-as-string", "duration-as-number", "bad-duration", "bool-as-string", "not-a-map"],
 )
 def test_wrongly_typed_kubelet_fields_are_invalid_input(doc_text: str, field: str) -> None:
-    config = _config(kubelet_doc=doc_text)
+    """Refused when the configuration is loaded (as kubeadm's LoadInitConfigurationFromFile
+    does), not first when the kubelet-start phase renders config.yaml."""
     with pytest.raises(InvalidInput, match=field):
-        kubelet.render_kubelet_config(config, systemd_resolved=False)
+        _config(kubelet_doc=doc_text)
 
 
 # --- instance-config.yaml and the NodeLocalCRISocket versions ------------------------------------
