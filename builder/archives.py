@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubeinit.errors import InvalidInput
@@ -25,11 +26,16 @@ NODE_DIR = "/usr/lib/kubeinit/images"
 class Archive:
     path: Path
     images: frozenset[str]
+    # image -> the digest of its descriptor in index.json: what containerd records as the
+    # image's target on import (`ctr images ls` DIGEST). Docker archives have none: containerd
+    # makes their manifest at import.
+    digests: Mapping[str, str] = field(default_factory=dict)
 
 
 def read_archive(path: Path) -> Archive:
     """The image names an archive holds."""
     names: set[str] = set()
+    digests: dict[str, str] = {}
     try:
         with tarfile.open(path, "r:*") as tar:
             members = {m.name.removeprefix("./"): m for m in tar.getmembers() if m.isfile()}
@@ -42,6 +48,8 @@ def read_archive(path: Path) -> Archive:
                     )
                     if "/" in name and ":" in name:
                         names.add(name)
+                        if isinstance(desc.get("digest"), str):
+                            digests.setdefault(name, desc["digest"])
             if "manifest.json" in members:
                 manifest = _json(tar, members["manifest.json"], path)
                 for entry in manifest if isinstance(manifest, list) else []:
@@ -52,7 +60,7 @@ def read_archive(path: Path) -> Archive:
             f"--images: {path}: not a readable image archive: {e}",
             hint="give OCI or docker archives (ctr images export, docker save)",
         ) from None
-    return Archive(path, frozenset(names))
+    return Archive(path, frozenset(names), digests)
 
 
 def _json(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> object:
@@ -105,3 +113,15 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return "sha256:" + h.hexdigest()
+
+
+def image_digests(wanted: Mapping[str, Path]) -> dict[str, str]:
+    """image -> the digest containerd will record for it, from the archives `match_archives`
+    chose ("" for a docker archive)."""
+    read: dict[Path, Archive] = {}
+    out = {}
+    for image, path in wanted.items():
+        if path not in read:
+            read[path] = read_archive(path)
+        out[image] = read[path].digests.get(image, "")
+    return out

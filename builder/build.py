@@ -9,11 +9,14 @@
       install_runtime     /usr/lib/kubeinit/python (+ deps for the target), /usr/bin/kubeinit
       install_unit        units/kubeinit.service (+ the preset from packaging/)
       enable_unit         the wants symlink `systemctl enable` would make
-      install_images      --images archives
+      unpack_images       --images into the image's containerd store, with the real containerd
+                          (builder/containerd_store.py), or, when its guard says the image's
+                          containerd could not read that store, the archives for first boot
+      install_images      --images archives (archive fallback only)
       write_profile       /usr/lib/kubeinit/profile.json (+ /etc/kubeinit/config.yaml)
       write_first_boot    empty /etc/machine-id, no random seed: each clone boots first
       check_free_space    the target's filesystems have room for all of it
-      write_payload       everything above, in one go
+      write_payload       everything above, in one go (+ the containerd store)
       (close + rename)    the new image replaces the output only when complete
 
 Every step returns payload entries or facts; only `write_payload` writes into the target.
@@ -22,6 +25,7 @@ Every step returns payload entries or facts; only `write_payload` writes into th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -30,10 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import archives, guest, pydeps
+from builder import containerd_store as cstore
 from builder.context import BuildContext
 from builder.image import ImageFile, WorkCopy, check_image_file
 from builder.payload import Entry, Kind, Payload
-from builder.preflight import Facts, check_space, check_target
+from builder.preflight import Facts, Finding, check_space, check_target
 from builder.render import check_config_has_no_secrets, mirror_facts, render_profile
 from builder.step import Progress, step
 from builder.target import Target, TreeTarget, resolve
@@ -41,6 +46,7 @@ from kubeinit import paths
 from kubeinit import profile as prof
 from kubeinit.errors import InvalidInput
 from kubeinit.preflight import control_plane_images
+from kubeinit.preload import MODE_ARCHIVES, MODE_UNPACKED, ImageStore
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT_SOURCE = REPO / "units" / "kubeinit.service"
@@ -58,6 +64,8 @@ class Summary:
     files: int = 0
     file_bytes: int = 0
     archives: int = 0
+    image_mode: str = ""  # profile imageStore.mode: unpacked, archives or "" (no --images)
+    store_bytes: int = 0
     images: tuple[str, ...] = ()
     digest: str = ""
     notes: list[str] = field(default_factory=list)
@@ -73,6 +81,9 @@ def build_image(ctx: BuildContext) -> Summary:
         with tempfile.TemporaryDirectory(prefix="kubeinit-build.") as scratch:
             profile = render_node_profile(ctx, target, Path(scratch), wanted_archives)
             summary.images = profile.images
+            profile, store = unpack_images(
+                ctx, target, facts, profile, wanted_archives, Path(scratch), summary
+            )
             payload = Payload.of(
                 [
                     *install_runtime(ctx, facts, Path(scratch), summary.notes),
@@ -86,8 +97,8 @@ def build_image(ctx: BuildContext) -> Summary:
             summary.files = len(payload.of_kind(Kind.FILE))
             summary.file_bytes = payload.file_bytes
             summary.archives = len(profile.preload)
-            check_free_space(ctx, target, payload)
-            summary.digest = write_payload(ctx, target, payload)
+            check_free_space(ctx, target, payload, store)
+            summary.digest = write_payload(ctx, target, payload, store)
     return summary
 
 
@@ -300,6 +311,71 @@ def unit_wanted_by(text: str) -> list[str]:
     return out
 
 
+def unpack_images(
+    ctx: BuildContext,
+    target: Target,
+    facts: Facts,
+    profile: prof.Profile,
+    wanted: dict[str, Path],
+    scratch: Path,
+    summary: Summary,
+) -> tuple[prof.Profile, cstore.Store | None]:
+    """The images imported and unpacked into the image's containerd store (first boot imports
+    nothing), or, with a warning saying why, the archives for first boot to import."""
+    if not wanted:
+        return profile, None
+    tools = cstore.find_tools(ctx.cache_dir / "binaries" / ctx.config.release.version)
+    decision = cstore.decide(target, facts.arch, tools)
+    if not ctx.unpack_images:
+        decision = cstore.Decision(MODE_ARCHIVES, "--no-unpack")
+    digests = archives.image_digests(wanted)
+    summary.image_mode = decision.mode
+    if decision.mode == MODE_ARCHIVES and not ctx.unpack_images:
+        store = ImageStore(MODE_ARCHIVES, digests, reason=decision.reason)
+        return dataclasses.replace(profile, image_store=store), None
+    if decision.mode == MODE_ARCHIVES:
+        finding = Finding(
+            "image-store",
+            f"the images are not unpacked at build time: {decision.reason}",
+            "first boot imports the archives instead (about 100 s under TCG); give the image"
+            " a containerd of the build's major.minor with the default root and overlayfs",
+            fatal=False,
+        )
+        Progress.line(f"warning: [{finding.check}] {finding.message}")
+        if summary.facts is not None:
+            summary.facts = dataclasses.replace(
+                summary.facts, warnings=(*summary.facts.warnings, finding)
+            )
+        store = ImageStore(MODE_ARCHIVES, digests, reason=decision.reason)
+        return dataclasses.replace(profile, image_store=store), None
+    assert decision.tools is not None
+    what = (
+        f"{len(wanted)} images into containerd's store (containerd {decision.tools.version},"
+        f" {decision.snapshotter}, namespace {cstore.NAMESPACE}, pinned)"
+    )
+    if ctx.dry_run:
+        Progress.line(f"dry run: would unpack {what}")
+        unpacked = ImageStore(MODE_UNPACKED, digests, decision.snapshotter, decision.tools.version)
+        return dataclasses.replace(profile, preload=(), image_store=unpacked), None
+    with step(f"unpack {what}"):
+        made = cstore.make_store(
+            decision.tools,
+            sorted(set(wanted.values())),
+            sorted(wanted),
+            scratch / "containerd",
+            arch=facts.arch,
+            snapshotter=decision.snapshotter,
+            expect=digests,
+        )
+    summary.store_bytes = made.disk_bytes
+    summary.notes.append(
+        f"images unpacked into {cstore.CONTAINERD_ROOT} ({made.disk_bytes / 2**20:.0f} MiB on"
+        f" disk, containerd {made.containerd}, {made.snapshotter}): first boot imports nothing"
+    )
+    unpacked = ImageStore(MODE_UNPACKED, made.images, made.snapshotter, made.containerd)
+    return dataclasses.replace(profile, preload=(), image_store=unpacked), made
+
+
 def install_images(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
     if not profile.preload:
         return []
@@ -337,17 +413,26 @@ def write_first_boot(ctx: BuildContext, target: Target) -> list[Entry]:
         return entries
 
 
-def check_free_space(ctx: BuildContext, target: Target, payload: Payload) -> None:
+def check_free_space(
+    ctx: BuildContext, target: Target, payload: Payload, store: cstore.Store | None
+) -> None:
     with step("check free space"):
         needs: dict[str, int] = {}
         for e in payload.of_kind(Kind.FILE, Kind.DIR, Kind.SYMLINK):
             top = "/etc" if e.path.startswith("/etc/") else "/usr/lib"
             needs[top] = needs.get(top, 0) + Payload((e,)).disk_bytes()
+        if store is not None:
+            parent = str(Path(cstore.CONTAINERD_ROOT).parent)
+            needs[parent] = needs.get(parent, 0) + store.disk_bytes
         check_space(target, needs)
 
 
-def write_payload(ctx: BuildContext, target: Target, payload: Payload) -> str:
-    """The only step that writes into the target. Returns the payload's sha256."""
+def write_payload(
+    ctx: BuildContext, target: Target, payload: Payload, store: cstore.Store | None
+) -> str:
+    """The only step that writes into the target: the payload, then the containerd store
+    (unpacked images), which is not a payload of plain files (device nodes, xattrs, owners).
+    Returns the payload's sha256."""
     digest = payload_digest(payload)
     if ctx.dry_run:
         Progress.line(
@@ -361,6 +446,12 @@ def write_payload(ctx: BuildContext, target: Target, payload: Payload) -> str:
         f"write {len(payload.of_kind(Kind.FILE))} files ({payload.file_bytes / 2**20:.1f} MiB)"
     ):
         target.install(payload)
+    if store is not None:
+        with step(
+            f"write containerd's store ({len(store.images)} images,"
+            f" {store.disk_bytes / 2**20:.0f} MiB) to {cstore.CONTAINERD_ROOT}"
+        ):
+            cstore.write_store(target, store)
     return digest
 
 

@@ -1,7 +1,8 @@
 """`kubeinit-build`: pre-render a version-pinned control-plane node into an OS image.
 
     kubeinit-build --image BASE.qcow2 [--output OUT.qcow2] [--config cluster.yaml]
-                   [--kubernetes-version vX.Y.Z] [--images DIR] [--dry-run] [--debug]
+                   [--kubernetes-version vX.Y.Z] [--images DIR [--no-unpack]] [--dry-run]
+                   [--debug]
     kubeinit-build --root DIR [...]
 
 Without --output the image is replaced, but only by a complete new file renamed over it at the
@@ -74,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", type=Path, metavar="DIR", help="directory of OCI image archives to preload"
     )
     p.add_argument(
+        "--no-unpack",
+        action="store_true",
+        help="copy the --images archives for first boot to import instead of unpacking them"
+        " into the image's containerd store",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="check and render, list what would be written, change nothing",
@@ -134,6 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         output=args.output,
         root=args.root,
         images_dir=args.images,
+        unpack_images=not args.no_unpack,
         dry_run=args.dry_run,
         debug=args.debug,
         cache_dir=default_cache_dir(),
@@ -188,6 +196,8 @@ def _print_summary(ctx: BuildContext, summary: Summary) -> None:
     for n in summary.notes:
         print(f"{PROG}: note: {n}", file=out)
     images = f", {summary.archives} image archives" if summary.archives else ""
+    if summary.image_mode == "unpacked":
+        images = f", {len(summary.images)} images unpacked into /var/lib/containerd"
     print(
         f"{PROG}: {verb} {summary.files} files ({summary.file_bytes / 2**20:.1f} MiB) into"
         f" {where}: the kubeinit {ctx.config.release.version} runtime in /usr/lib/kubeinit,"

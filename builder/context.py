@@ -26,6 +26,7 @@ class BuildContext:
     output: Path | None = None  # --output: where the new image goes (else: over --image)
     root: Path | None = None  # --root: a directory tree
     images_dir: Path | None = None  # --images: OCI archives to preload
+    unpack_images: bool = True  # --no-unpack: archives imported at first boot, never a store
     dry_run: bool = False
     debug: bool = False
     cache_dir: Path = Path("/nonexistent")

@@ -70,7 +70,7 @@ from kubeinit.preflight_net import (
     image_pull_check,
 )
 from kubeinit.preflight_system import system_verification_check
-from kubeinit.preload import Preload
+from kubeinit.preload import ImageStore, Preload
 
 PROFILE_SCHEMA = 1
 LIVE = Host()  # this machine
@@ -355,6 +355,7 @@ def run_preflight(
     out: TextIO,
     host: Host = LIVE,
     preload: Sequence[Preload] = (),
+    store: ImageStore | None = None,
 ) -> Report:
     """runPreflight: the root check alone (fail fast), the node checks, then the images; each
     stage raises PhaseFailed on errors before the next one starts, as in kubeadm. The image
@@ -370,6 +371,7 @@ def run_preflight(
         profile.images,
         profile.image_pull_policy,
         preload=preload,
+        store=store,
         root=root,
         sandbox_image=pause_image(profile.images),
         log=log,
@@ -381,6 +383,11 @@ def run_preflight(
         [pull],
     )
     for i, stage in enumerate(stages):
+        if i == 2 and store and store.images and not preload and profile.target is Target.NODE:
+            log(
+                f"Verifying the {len(store.images)} images {store.mode or 'preloaded'} in this"
+                " image's containerd store; nothing is imported or pulled"
+            )
         if i == 2 and preload and profile.target is Target.NODE:
             # kubeadm prints "Pulling images required for setting up a Kubernetes cluster"
             log(

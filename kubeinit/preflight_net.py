@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from kubeinit import paths
 from kubeinit.errors import PhaseFailed
 from kubeinit.preflight_checks import Check, CheckError, Outcome, Version
-from kubeinit.preload import Preload, import_archives
+from kubeinit.preload import (
+    ImageStore,
+    Preload,
+    containerd_address,
+    import_archives,
+    list_store,
+    verify_store,
+)
 from kubeinit.run import run
 
 if TYPE_CHECKING:
@@ -273,40 +280,66 @@ def runtime_sandbox_image(cri_socket: str, root: Path = Path("/")) -> str:
     return str(sandbox)
 
 
+def cri_image_tags(cri_socket: str) -> set[str]:
+    """Every repo tag the CRI lists (one `crictl images -o json`: the kubelet's view)."""
+    rc, out, err = crictl(cri_socket, "images", "-o", "json")
+    if rc != 0:
+        raise CheckError(f"could not list the container runtime's images: {_last_line(err)}")
+    try:
+        listed = json.loads(out).get("images") or []
+    except (ValueError, AttributeError):
+        raise CheckError("could not list the container runtime's images: not JSON") from None
+    return {str(t) for img in listed if isinstance(img, dict) for t in img.get("repoTags") or ()}
+
+
+ALWAYS_WARNING = (
+    "imagePullPolicy Always: a kubeinit node pulls nothing; the images preloaded into this"
+    " image were verified and are used instead"
+)
+
+
 def image_pull_check(
     cri_socket: str,
     images: Sequence[str],
     pull_policy: str,
     *,
     preload: Sequence[Preload] = (),
+    store: ImageStore | None = None,
     root: Path = Path("/"),
     sandbox_image: str = "",
     log: Callable[[str], None] | None = None,
     imported: list[str] | None = None,
 ) -> Check:
     """kubeadm's ImagePull, air-gapped: nothing is ever pulled. The image's preloaded archives
-    (`preload`, kubeinit.preload) holding an image the runtime lacks are imported into
-    containerd's `k8s.io` namespace; then every image of the release must be in the CRI, and
-    the runtime's sandbox image should be the pinned pause image (`sandbox_image`): a warning
-    as in kubeadm when it is another one, an error when that other one is not in the runtime
-    either (every pod sandbox would pull it). Archives imported are appended to `imported`."""
+    (`preload`, kubeinit.preload: archive mode) holding an image the runtime lacks are imported
+    into containerd's `k8s.io` namespace; the images of `store` (the profile's imageStore) are
+    verified against containerd's records (digest, content, unpacked, pinned); then every image
+    of the release must be in the CRI, and the runtime's sandbox image should be the pinned
+    pause image (`sandbox_image`): a warning as in kubeadm when it is another one, an error when
+    that other one is not in the runtime either (every pod sandbox would pull it). Archives
+    imported are appended to `imported`.
+
+    Pull policies: Never skips the presence checks as kubeadm does, but the preloaded archives
+    are still imported (they are local: no pull) and verified, so the kubelet finds them;
+    Always is IfNotPresent plus a warning (there is nothing to pull from)."""
+    verify = store is not None and bool(store.images)
 
     def check() -> Outcome:
-        if pull_policy == "Never":
+        if pull_policy == "Never" and not preload and not verify:
             return [], []  # kubeadm skips all images with policy Never, before any CRI call
         try:
             cri_status(cri_socket)
+            tags = cri_image_tags(cri_socket)
         except CheckError as e:
             return [], [str(e)]
         errors: list[str] = []
-
-        def present(image: str) -> bool:
-            rc, _, _ = crictl(cri_socket, "inspecti", image)
-            return rc == 0
+        warnings: list[str] = []
+        if pull_policy == "Always":
+            warnings.append(ALWAYS_WARNING)
 
         if preload:
             try:
-                report = import_archives(cri_socket, preload, root, present, log)
+                report = import_archives(cri_socket, preload, root, tags.__contains__, log)
             except CheckError as e:
                 return [], [str(e)]
             if log is not None and report.already_present:
@@ -317,32 +350,44 @@ def image_pull_check(
             if imported is not None:
                 imported.extend(report.imported)
             errors += report.errors
-        missing = []
-        for image in images:
-            try:
-                if not present(image):
-                    missing.append(image)
-            except CheckError as e:
-                return [], [str(e)]
+            if report.imported:
+                try:
+                    tags = cri_image_tags(cri_socket)
+                except CheckError as e:
+                    return [], [*errors, str(e)]
+        if verify:
+            assert store is not None
+            address = containerd_address(cri_socket)
+            if address is None:
+                errors.append(
+                    f"cannot verify the preloaded images: {cri_socket} is not a unix socket"
+                )
+            else:
+                try:
+                    stored = list_store(address, store.snapshotter)
+                except PhaseFailed as e:
+                    return [], [*errors, f"cannot read containerd's images: {e.message}"]
+                errors += verify_store(store, stored)
+                if log is not None and not errors:
+                    log(f"{len(store.images)} preloaded images verified in containerd")
+        if pull_policy == "Never":
+            return warnings, errors
+        missing = [image for image in images if image not in tags]
         if missing:
             errors.append(
                 f"{len(missing)} of {len(images)} images are missing from the"
                 " container runtime (they are preloaded into the image, never pulled):"
                 " " + ", ".join(missing)
             )
-        warnings: list[str] = []
         if sandbox_image:
             cri = runtime_sandbox_image(cri_socket, root)
             if cri and cri != sandbox_image:
                 warnings.append(SANDBOX_WARNING.format(cri=cri, want=sandbox_image))
-                try:
-                    if not present(cri):
-                        errors.append(
-                            f'the sandbox image "{cri}" of the container runtime is not in the'
-                            " runtime: every Pod sandbox would pull it"
-                        )
-                except CheckError as e:
-                    errors.append(str(e))
+                if cri not in tags:
+                    errors.append(
+                        f'the sandbox image "{cri}" of the container runtime is not in the'
+                        " runtime: every Pod sandbox would pull it"
+                    )
         return warnings, errors
 
     return Check("ImagePull", check, live=True)

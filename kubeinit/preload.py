@@ -1,15 +1,23 @@
-"""Preloaded image archives: kubeinit's air-gapped equivalent of kubeadm's image pull
-(field lessons #8).
+"""The images first boot runs, without a pull: kubeinit's air-gapped equivalent of kubeadm's
+image pull (field lessons #8), in one of two modes the profile's `imageStore.mode` records.
 
-`kubeinit-build --images DIR` copies OCI archives into /usr/lib/kubeinit/images and records in
-the profile which image each archive holds and the sha256 of the archive file (`Preload`). On
-the node, before the kubelet starts, the preflight phase's ImagePull check calls
-`import_archives`: every archive holding an image the container runtime does not have yet is
-checked against its recorded sha256 and imported with containerd's own CLI into the `k8s.io`
-namespace, where the CRI plugin (and so the kubelet) finds images:
+unpacked  `kubeinit-build` wrote them into the image's containerd store already imported,
+          unpacked and pinned (builder/containerd_store.py). First boot imports nothing: the
+          preflight ImagePull check only verifies, with two metadata reads (`list_store`: `ctr
+          images ls` and `ctr images check`), that containerd holds every image under the digest
+          the build recorded, complete, unpacked and pinned (`verify_store`).
+archives  the fallback when the build could not write a store the image's containerd would
+          read (another containerd minor, snapshotter or root: the build said why). The OCI
+          archives are in /usr/lib/kubeinit/images and the profile records which image each
+          holds and the sha256 of the archive file (`Preload`). ImagePull calls
+          `import_archives`: every archive holding an image the runtime does not have yet is
+          checked against its sha256 and imported with containerd's own CLI into `k8s.io`,
+          where the CRI plugin (and so the kubelet) finds images:
 
-    ctr --address /var/run/containerd/containerd.sock --namespace k8s.io \\
-        images import --label io.cri-containerd.pinned=pinned ARCHIVE
+              ctr --address /var/run/containerd/containerd.sock --namespace k8s.io \\
+                  images import --label io.cri-containerd.pinned=pinned ARCHIVE
+
+          then verifies the store as above.
 
 The pinned label (containerd's `labels.PinnedImageLabelKey`) makes the CRI report the images as
 pinned, so the kubelet's image garbage collector never removes them: this node could not pull
@@ -22,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +41,13 @@ from kubeinit.run import run
 CTR = "ctr"
 NAMESPACE = "k8s.io"  # containerd's namespace for CRI images (criconfig.K8sContainerdNamespace)
 PINNED_LABEL = "io.cri-containerd.pinned=pinned"
+MANAGED_LABEL = "io.cri-containerd.image=managed"  # as a CRI pull labels its images
 IMPORT_TIMEOUT = 900.0  # one archive; a slow (emulated) disk needs minutes for the largest
+LIST_TIMEOUT = 60.0
+# imageStore.mode: how the image carries its images
+MODE_UNPACKED = "unpacked"  # already in containerd's store (builder/containerd_store.py)
+MODE_ARCHIVES = "archives"  # archives in /usr/lib/kubeinit/images, imported at first boot
+MODES = ("", MODE_UNPACKED, MODE_ARCHIVES)  # "": no images preloaded
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,27 @@ class Preload:
     image: str  # e.g. registry.k8s.io/kube-apiserver:v1.37.2
     archive: str  # node path of the OCI/docker archive
     digest: str  # "sha256:<hex>" of the archive file
+
+
+@dataclass(frozen=True)
+class ImageStore:
+    """What containerd must hold at first boot: each preloaded image and the digest containerd
+    records for it (the manifest or index digest `ctr images ls` prints; "" when the build could
+    not know it, e.g. a docker archive, whose manifest containerd makes at import)."""
+
+    mode: str = ""
+    images: Mapping[str, str] = field(default_factory=dict)
+    snapshotter: str = ""  # unpacked: the snapshotter the layers were unpacked for
+    containerd: str = ""  # unpacked: the containerd version that wrote the store
+    reason: str = ""  # archives: why the build did not unpack them
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    digest: str
+    pinned: bool
+    complete: bool
+    unpacked: bool
 
 
 @dataclass
@@ -123,6 +158,8 @@ def import_archives(
             "import",
             "--label",
             PINNED_LABEL,
+            "--label",
+            MANAGED_LABEL,
             str(path),
         ]
         started = time.monotonic()
@@ -142,3 +179,55 @@ def import_archives(
         # after preflight must not leave a journal saying "done" and a store without them.
         os.sync()
     return report
+
+
+def list_store(address: str, snapshotter: str = "") -> dict[str, StoredImage]:
+    """containerd's own records of namespace k8s.io: two metadata reads (`ctr images ls` and
+    `ctr images check`, which stats the blobs and looks up the top snapshot), no import."""
+    base = [CTR, "--address", address, "--namespace", NAMESPACE, "images"]
+    listed = run([*base, "ls"], timeout=LIST_TIMEOUT).stdout
+    check = [*base, "check"] + (["--snapshotter", snapshotter] if snapshotter else [])
+    checked = run(check, timeout=LIST_TIMEOUT).stdout
+    state: dict[str, tuple[bool, bool]] = {}
+    for line in checked.splitlines()[1:]:
+        f = line.split()  # REF TYPE DIGEST STATUS... SIZE... UNPACKED (STATUS, SIZE: spaces)
+        if len(f) >= 5:
+            state[f[0]] = (f[3] == "complete", f[-1] == "true")
+    key, _, value = PINNED_LABEL.partition("=")
+    out: dict[str, StoredImage] = {}
+    for line in listed.splitlines()[1:]:
+        f = line.split()  # REF TYPE DIGEST SIZE(2) PLATFORMS LABELS
+        if len(f) < 4:
+            continue
+        labels = dict(kv.partition("=")[::2] for kv in f[-1].split(",")) if f[-1] != "-" else {}
+        complete, unpacked = state.get(f[0], (False, False))
+        out[f[0]] = StoredImage(f[2], labels.get(key) == value, complete, unpacked)
+    return out
+
+
+def verify_store(store: ImageStore, stored: Mapping[str, StoredImage]) -> list[str]:
+    """One error line per image of the profile that containerd does not hold as built: missing,
+    another digest under its name (replaced or tampered with), content incomplete, not
+    unpacked (an unpacked image), not pinned."""
+    errors = []
+    for image, digest in sorted(store.images.items()):
+        got = stored.get(image)
+        if got is None:
+            errors.append(
+                f"the preloaded image {image} is not in containerd (namespace {NAMESPACE})"
+            )
+        elif digest and got.digest != digest:
+            errors.append(
+                f"containerd holds {image} as {got.digest}, the image was built with {digest}:"
+                " it was replaced or tampered with"
+            )
+        elif not got.complete:
+            errors.append(f"the content of the preloaded image {image} is incomplete in containerd")
+        elif store.mode == MODE_UNPACKED and not got.unpacked:
+            errors.append(
+                f"the preloaded image {image} is not unpacked for the {store.snapshotter}"
+                " snapshotter in containerd"
+            )
+        elif not got.pinned:
+            errors.append(f"the preloaded image {image} is not labelled {PINNED_LABEL}")
+    return errors

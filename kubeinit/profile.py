@@ -21,6 +21,11 @@ Schema 1, every key required (unknown keys are rejected):
   preflight           kubeinit.preflight.Profile, encoded (the init pre-flight inputs)
   config              the user's kubeadm configuration file as given ("" = kubeadm defaults)
   preload             OCI archives in the image: {image, archive (node path), digest}
+  imageStore          how the images are carried (kubeinit.preload.ImageStore): mode
+                      "unpacked" (in containerd's store already) or "archives" (preload,
+                      imported at first boot), each image's digest in containerd, and the
+                      snapshotter/containerd that unpacked them or why not; optional ({} in
+                      images built before it: presence checks only)
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ from kubeinit import paths, schema
 from kubeinit.errors import StateUnreadable
 from kubeinit.identity import Identity
 from kubeinit.preflight import Profile as PreflightProfile
-from kubeinit.preload import Preload
+from kubeinit.preload import MODES, ImageStore, Preload
 
-__all__ = ["Preload", "Profile", "load_profile", "to_data"]  # Preload: part of the schema
+__all__ = ["ImageStore", "Preload", "Profile", "load_profile", "to_data"]  # part of the schema
 
 SCHEMA = 1
 
@@ -67,6 +72,7 @@ class Profile:
     preflight: PreflightProfile
     config: str
     preload: tuple[Preload, ...] = field(default=())
+    image_store: ImageStore = field(default_factory=ImageStore)
 
     def to_json(self) -> str:
         """Deterministic text: sorted keys, fixed indentation, trailing newline."""
@@ -142,6 +148,12 @@ def load_profile(root: Path) -> Profile:
         profile = schema.decode(Profile, data)
     except (schema.DecodeError, TypeError, ValueError) as e:
         raise StateUnreadable(f"{path}: invalid kubeinit profile: {e}", hint=hint) from None
+    if profile.image_store.mode not in MODES:
+        raise StateUnreadable(
+            f"{path}: invalid kubeinit profile: imageStore.mode"
+            f" {profile.image_store.mode!r} is not one of {', '.join(m for m in MODES if m)}",
+            hint=hint,
+        )
     if profile.address_family not in (4, 6):
         raise StateUnreadable(
             f"{path}: invalid kubeinit profile: addressFamily"

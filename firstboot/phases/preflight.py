@@ -6,8 +6,10 @@ root (rendering into a directory, e.g. on a build host), where the checks of the
 not apply. Either way the phase prints the target and every check it did not run.
 
 With an image profile (kubeinit-build), the checks' inputs are the profile's (when its files
-apply to this run, firstboot.templates) and ImagePull first imports the image's preloaded
-archives into the container runtime (kubeinit.preload): kubeinit's air-gapped pull.
+apply to this run, firstboot.templates). ImagePull is kubeinit's air-gapped pull
+(kubeinit.preload): when the build unpacked the images into the image's containerd store it only
+verifies them there (digest, content, unpacked, pinned: metadata reads, no import); in the
+archive fallback it first imports the image's preloaded archives, then verifies the same way.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def run(ctx: InitContext) -> None:
     else:
         profile = profile_for(ctx.config, target)
     preload = ctx.profile.preload if ctx.profile is not None else ()
+    store = ctx.profile.image_store if ctx.profile is not None else None
     report = run_preflight(
         profile,
         ctx.identity,
@@ -54,6 +57,7 @@ def run(ctx: InitContext) -> None:
         ignore=ctx.ignore_preflight_errors,
         out=out,
         preload=preload,
+        store=store,
     )
     if report.imported:
         ctx.notes.append(f"imported {len(report.imported)} preloaded image archives")

@@ -52,3 +52,17 @@ def test_digest(tmp_path: Path) -> None:
     f.write_bytes(b"abc")
     assert archives.sha256_file(f) == (
         "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+
+
+def test_digests_are_the_index_descriptors_containerd_records(tmp_path: Path) -> None:
+    make_oci_archive(tmp_path / "a.tar", "registry.k8s.io/pause:3.10.2")
+    _docker_archive(tmp_path / "d.tar", ["registry.k8s.io/etcd:3.7.0-0"])
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        f = tar.extractfile("index.json")
+        assert f is not None
+        want = json.loads(f.read())["manifests"][0]["digest"]
+    got = archives.image_digests({"registry.k8s.io/pause:3.10.2": tmp_path / "a.tar",
+                                  "registry.k8s.io/etcd:3.7.0-0": tmp_path / "d.tar"})
+    # a docker archive has no manifest digest before containerd makes one at import
+    assert got == {"registry.k8s.io/pause:3.10.2": want, "registry.k8s.io/etcd:3.7.0-0": ""}
+    assert want.startswith("sha256:") and len(want) == 71

@@ -5,6 +5,7 @@ could be pulled even if something tried), checked against the sha256 the profile
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,9 +14,28 @@ from pathlib import Path
 
 import pytest
 
+from builder import archives
 from kubeinit import paths
-from kubeinit.preflight_net import SANDBOX_WARNING, image_pull_check, runtime_sandbox_image
-from kubeinit.preload import NAMESPACE, Preload, import_archives, sha256_file
+from kubeinit import profile as prof
+from kubeinit.errors import StateUnreadable
+from kubeinit.preflight_net import (
+    ALWAYS_WARNING,
+    SANDBOX_WARNING,
+    image_pull_check,
+    runtime_sandbox_image,
+)
+from kubeinit.preload import (
+    MODE_ARCHIVES,
+    MODE_UNPACKED,
+    NAMESPACE,
+    PINNED_LABEL,
+    ImageStore,
+    Preload,
+    import_archives,
+    list_store,
+    sha256_file,
+    verify_store,
+)
 from tests.builder.conftest import make_oci_archive
 from tests.tooling.containerd import Containerd
 
@@ -129,3 +149,102 @@ def test_the_runtime_sandbox_image_is_read_from_containerd_config(runtime: Conta
     assert warnings == [SANDBOX_WARNING.format(cri="registry.k8s.io/pause:3.9", want=PAUSE)]
     assert errors == ['the sandbox image "registry.k8s.io/pause:3.9" of the container runtime'
                       " is not in the runtime: every Pod sandbox would pull it"]
+
+
+# --- verifying what first boot runs (imageStore: digests checked, nothing imported) ----------
+
+def _store(preload: tuple[Preload, ...], root: Path, mode: str = MODE_ARCHIVES) -> ImageStore:
+    """The imageStore kubeinit-build records: each image's digest from its archive."""
+    digests = {p.image: archives.read_archive(paths.under(root, p.archive)).digests[p.image]
+               for p in preload}
+    return ImageStore(mode, digests, snapshotter="overlayfs" if mode == MODE_UNPACKED else "")
+
+
+def test_the_store_is_verified_against_the_digests_the_build_recorded(
+        runtime: Containerd, tmp_path: Path) -> None:
+    root, preload = _node(tmp_path)
+    store = _store(preload, root)
+    assert verify_store(store, list_store(runtime.address)) == [
+        f"the preloaded image {i} is not in containerd (namespace {NAMESPACE})"
+        for i in sorted(IMAGES)]
+    assert import_archives(runtime.endpoint, preload, root, _present(runtime)).errors == []
+    assert verify_store(store, list_store(runtime.address)) == []
+    apiserver, etcd, pause = IMAGES
+    # another image under the name: what a tampered or replaced store looks like
+    runtime.ctr("images", "tag", "--force", pause, apiserver)
+    # a label removed: the kubelet's image GC could delete it
+    runtime.ctr("images", "label", etcd, "io.cri-containerd.pinned=")
+    stored = list_store(runtime.address)
+    assert stored[apiserver].digest == stored[pause].digest != store.images[apiserver]
+    assert verify_store(store, stored) == [  # in image name order
+        f"the preloaded image {etcd} is not labelled {PINNED_LABEL}",
+        f"containerd holds {apiserver} as {stored[pause].digest}, the image was built with"
+        f" {store.images[apiserver]}: it was replaced or tampered with",
+    ]
+    _, errors = image_pull_check(runtime.endpoint, IMAGES, "IfNotPresent", store=store).check()
+    assert len(errors) == 2 and "replaced or tampered with" in errors[1]
+    assert "PullImage" not in runtime.log()
+
+
+def test_an_unpacked_store_must_be_unpacked(runtime: Containerd, tmp_path: Path) -> None:
+    root, preload = _node(tmp_path)
+    for p in preload:
+        runtime.ctr("images", "import", "--no-unpack", "--label", PINNED_LABEL,
+                    str(paths.under(root, p.archive)))
+    store = _store(preload, root, MODE_UNPACKED)
+    assert verify_store(store, list_store(runtime.address, "overlayfs")) == [
+        f"the preloaded image {i} is not unpacked for the overlayfs snapshotter in containerd"
+        for i in sorted(IMAGES)]
+    runtime.ctr("images", "rm", *IMAGES)
+    for p in preload:
+        runtime.ctr("images", "import", "--label", PINNED_LABEL, str(paths.under(root, p.archive)))
+    assert verify_store(store, list_store(runtime.address, "overlayfs")) == []
+
+
+def test_policy_never_still_imports_the_local_archives(runtime: Containerd,
+                                                      tmp_path: Path) -> None:
+    root, preload = _node(tmp_path)
+    store = _store(preload, root)
+    imported: list[str] = []
+    # kubeadm's Never skips the presence checks: an image the profile does not preload
+    # (etcd here) is not an error, but the archives are local (no pull) and are imported
+    check = image_pull_check(runtime.endpoint, IMAGES, "Never", preload=preload[:1],
+                             store=ImageStore(MODE_ARCHIVES, dict(list(store.images.items())[:1])),
+                             root=root, imported=imported)
+    assert check.check() == ([], [])
+    assert imported == [preload[0].archive]
+    assert _present(runtime)(IMAGES[0]) and not _present(runtime)(IMAGES[1])
+    # nothing preloaded and policy Never: no CRI call at all, as kubeadm
+    assert image_pull_check("unix:///nonexistent.sock", IMAGES, "Never").check() == ([], [])
+
+
+def test_policy_always_pulls_nothing_and_says_so(runtime: Containerd, tmp_path: Path) -> None:
+    root, preload = _node(tmp_path)
+    warnings, errors = image_pull_check(runtime.endpoint, IMAGES, "Always", preload=preload,
+                                        store=_store(preload, root), root=root).check()
+    assert (warnings, errors) == ([ALWAYS_WARNING], [])
+    assert "PullImage" not in runtime.log()
+
+
+def test_the_profile_carries_the_image_store(tmp_path: Path) -> None:
+    from tests.kubeinit.test_profile import _profile
+
+    def _write(root: Path, text: str) -> None:
+        path = paths.under(root, paths.PROFILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    p = dataclasses.replace(_profile(), image_store=ImageStore(
+        MODE_UNPACKED, {PAUSE: "sha256:" + "a" * 64}, "overlayfs", "v2.3.7"))
+    _write(tmp_path, p.to_json())
+    back = prof.load_profile(tmp_path)
+    assert back.image_store == p.image_store and back.image_store.images[PAUSE].endswith("a")
+    data = json.loads(p.to_json())
+    assert data["imageStore"]["mode"] == "unpacked"
+    data["imageStore"]["mode"] = "zip"
+    _write(tmp_path, json.dumps(data))
+    with pytest.raises(StateUnreadable, match=r"imageStore\.mode 'zip' is not one of"):
+        prof.load_profile(tmp_path)
+    del data["imageStore"]  # a profile written before imageStore: presence checks only
+    _write(tmp_path, json.dumps(data))
+    assert prof.load_profile(tmp_path).image_store == ImageStore()
