@@ -17,7 +17,8 @@ closed, and the three directories that hold images are copied to the image's con
     io.containerd.snapshotter.v1.overlayfs the unpacked layers + the snapshotter's metadata.db
 
 Everything else containerd makes (the introspection UUID of the instance, task and sandbox
-state) is left out: each clone makes its own.
+state) is left out: each clone makes its own. A `kubeinit-build.json` beside them says the store
+is kubeinit-build's (what it holds), so rebuilding the same tree replaces it whole.
 
 The compatibility guard (`decide`): the store is only written when the image's containerd
 (version read from its ELF Go build information, builder.elfinfo) has the same major.minor as
@@ -37,6 +38,7 @@ non-`user.` xattr and every whiteout to check they survived.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -65,6 +67,9 @@ STORE_PARTS = (
     "io.containerd.snapshotter.v1.{snapshotter}",
 )
 META_DB = "io.containerd.metadata.v1.bolt/meta.db"
+# Written next to the store: it is kubeinit-build's, so a rebuild of the same tree replaces it
+# whole (a store with anything else in it is never touched). containerd ignores the file.
+MARKER = "kubeinit-build.json"
 SCRIPT = Path(__file__).resolve().parent / "data" / "unpack-images.sh"
 UNPACK_TIMEOUT = 1800.0
 # Debian/uname machine -> OCI architecture
@@ -237,7 +242,8 @@ def decide(t: Target, arch: str, tools: Tools | None, *, host_arch: str = "") ->
         )
     if arch != host_arch or arch not in OCI_ARCH:
         return archives(f"the image is {arch}, the build host {host_arch}", runtime)
-    if resolve(t, f"{CONTAINERD_ROOT}/{META_DB}") is not None:
+    ours = resolve(t, f"{CONTAINERD_ROOT}/{MARKER}") is not None
+    if resolve(t, f"{CONTAINERD_ROOT}/{META_DB}") is not None and not ours:
         return archives(
             f"the image already has a containerd store ({CONTAINERD_ROOT}/{META_DB});"
             " kubeinit-build does not merge into it",
@@ -388,6 +394,9 @@ def make_store(
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+    marker = {"containerd": tools.version, "snapshotter": snapshotter,
+              "images": {i: listed[i].digest for i in sorted(images)}}  # fmt: skip
+    (root / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
     xattrs, whiteouts, size = _survey(root)
     return Store(
         tree=root,
@@ -452,14 +461,19 @@ def _write_tree(t: TreeTarget, store: Store) -> None:
     run(["cp", "-a", "--no-target-directory", store.tree, staging], timeout=UNPACK_TIMEOUT)
     os.chmod(staging, 0o711)  # containerd's own mode for its root
     os.sync()
+    old = final.parent / f".{final.name}.kubeinit-build.old"
     if final.is_dir() and not final.is_symlink():
-        if any(final.iterdir()):
+        if (final / MARKER).is_file():  # kubeinit-build's own store of an earlier build
+            os.rename(final, old)
+        elif any(final.iterdir()):
             raise PhaseFailed(
-                f"{final} appeared while the build ran",
+                f"{final} is not empty (another containerd store appeared while the build ran)",
                 hint="build from a tree that no containerd uses",
             )
-        final.rmdir()
+        else:
+            final.rmdir()
     os.rename(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
     fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -487,6 +501,8 @@ def _write_guest(t: GuestTarget, store: Store) -> None:
         timeout=UNPACK_TIMEOUT,
     )
     try:
+        if g.is_file(f"{CONTAINERD_ROOT}/{MARKER}"):  # kubeinit-build's own, of an earlier build
+            g.rm_rf(CONTAINERD_ROOT)
         g.mkdir_p(CONTAINERD_ROOT)
         g.tar_in(str(tar), CONTAINERD_ROOT, xattrs=True, selinux=False, acls=False)
         g.chmod(0o711, CONTAINERD_ROOT)  # containerd's mode for its root (tar set the scratch's)

@@ -7,6 +7,7 @@ builds (`--root`, no appliance) check determinism and that both modes write the 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import stat
@@ -18,6 +19,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from builder import archives
 from builder.build import UNIT_SOURCE, unit_wanted_by
 from kubeinit import manifests
 from kubeinit import profile as prof
@@ -55,7 +57,7 @@ def test_each_step_is_one_line_with_its_duration(built: BuiltImage) -> None:
     assert titles[-1] == f"rename the new image to {built.output}"
     summary = built.result.stderr.splitlines()[-1]
     assert summary.startswith("kubeinit-build: wrote ") and str(built.output) in summary
-    assert "7 image archives" in summary and DIGEST.search(summary)
+    assert "7 images unpacked into /var/lib/containerd" in summary and DIGEST.search(summary)
 
 
 def test_output_build_leaves_the_base_image_byte_for_byte(built: BuiltImage) -> None:
@@ -151,15 +153,19 @@ def test_profile_holds_the_pinned_release_with_placeholders(image_root: Path,
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] in p.images
 
 
-def test_image_archives_are_preloaded(image_root: Path, oci_dir: Path) -> None:
+def test_images_are_unpacked_into_containerds_store(image_root: Path, oci_dir: Path) -> None:
+    """The base image's containerd is the build's minor with overlayfs: the images are in its
+    store (tests/builder/test_containerd_store.py reads such a store with a real containerd),
+    and no archive is copied."""
     p = prof.load_profile(image_root)
-    assert sorted(x.image for x in p.preload) == sorted(pinned_images())
-    for x in p.preload:
-        local = image_root / x.archive.lstrip("/")
-        assert x.archive.startswith("/usr/lib/kubeinit/images/")
-        assert local.read_bytes() == (oci_dir / local.name).read_bytes()
-        assert x.digest == "sha256:" + sha256(local)
-    assert not (image_root / "usr/lib/kubeinit/images/unrelated.tar").exists()
+    assert p.preload == () and not (image_root / "usr/lib/kubeinit/images").exists()
+    assert (p.image_store.mode, p.image_store.snapshotter) == ("unpacked", "overlayfs")
+    want = archives.image_digests(archives.match_archives(oci_dir, pinned_images()))
+    assert dict(p.image_store.images) == want and all(want.values())
+    store = image_root / "var/lib/containerd"
+    assert (store / "io.containerd.metadata.v1.bolt/meta.db").is_file()
+    marker = json.loads((store / "kubeinit-build.json").read_text())
+    assert marker["images"] == want and "registry.example.com/unrelated:v1" not in marker["images"]
 
 
 def test_secret_scanner_finds_a_key_and_a_token(tmp_path: Path) -> None:

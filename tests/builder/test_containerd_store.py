@@ -26,7 +26,7 @@ import pytest
 from builder import containerd_store as cs
 from builder.target import TreeTarget
 from kubeinit.preload import MODE_ARCHIVES, MODE_UNPACKED
-from tests.builder.conftest import make_oci_archive
+from tests.builder.conftest import CLUSTER_YAML, build, make_oci_archive, pinned_images
 from tests.tooling.containerd import Containerd
 
 PAUSE = "registry.k8s.io/pause:3.10.2"
@@ -126,6 +126,9 @@ def test_guard_refuses_an_existing_store_another_arch_and_no_tools(bins: Path,
     db.write_bytes(b"")
     assert "already has a containerd store" in cs.decide(t, "x86_64", tools,
                                                           host_arch="x86_64").reason
+    # unless it is kubeinit-build's own, from an earlier build of the same tree
+    (db.parent.parent / cs.MARKER).write_text("{}")
+    assert cs.decide(t, "x86_64", tools, host_arch="x86_64").mode == MODE_UNPACKED
 
 
 # --- the store, made and read back by real containerds ---------------------------------------
@@ -214,7 +217,8 @@ def test_a_store_written_to_a_root_is_read_by_a_fresh_containerd_without_import(
     assert set(made.images) == {PAUSE, LAYERED}
     assert sorted(p.name for p in made.tree.iterdir()) == [
         "io.containerd.content.v1.content", "io.containerd.metadata.v1.bolt",
-        "io.containerd.snapshotter.v1.overlayfs"]  # no instance UUID, no task state
+        "io.containerd.snapshotter.v1.overlayfs", cs.MARKER]  # no instance UUID, task state
+    assert json.loads((made.tree / cs.MARKER).read_text())["images"] == dict(made.images)
     root = tmp_path / "root"
     t = node_tree(root, bins)
     cs.write_store(t, made)
@@ -230,6 +234,12 @@ def test_a_store_written_to_a_root_is_read_by_a_fresh_containerd_without_import(
     servers = list(snaps.glob("*/fs/bin/server"))
     assert len(servers) == 1
     assert os.getxattr(servers[0], "security.capability") == NET_BIND_CAP
+
+    # a second build of the same tree replaces kubeinit-build's store whole
+    inode = (store / cs.META_DB).stat().st_ino
+    cs.write_store(t, made)
+    assert (store / cs.META_DB).stat().st_ino != inode
+    assert sorted(p.name for p in store.parent.iterdir()) == ["containerd"]
 
     c = node_containerd(store)
     listed = json.loads(c.crictl("images", "-o", "json").stdout)["images"]
@@ -318,3 +328,60 @@ def test_a_store_written_into_a_disk_image_keeps_whiteouts_and_xattrs(
             found["cap"] = "security.capability" in dbg(f"ea_list {snaps}/{i}/fs/bin/server")
     assert found == {"whiteout": True, "opaque": True, "cap": True}
     assert "0711" in dbg("stat /var/lib/containerd").split("Mode:")[1][:8]
+
+
+# --- kubeinit-build --root on the real base tree ---------------------------------------------
+
+def _profile_of(root: Path) -> dict[str, object]:
+    return dict(json.loads((root / "usr/lib/kubeinit/profile.json").read_text()))
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_root_build_with_another_snapshotter_falls_back_to_archives(
+        tree_copy: Path, oci_dir: Path) -> None:
+    cfg = tree_copy / "etc/containerd/config.toml"
+    text = cfg.read_text() + "\n[plugins.'io.containerd.cri.v1.images']\n  snapshotter = 'native'\n"
+    cfg.unlink()  # a hard link into the shared base tree: never written in place
+    cfg.write_text(text)
+    res = build("--root", tree_copy, "--config", CLUSTER_YAML, "--images", oci_dir)
+    assert res.rc == 0, res.stderr
+    warning = ("kubeinit-build: warning: [image-store] the images are not unpacked at build"
+               " time: the image's containerd uses the native snapshotter; kubeinit-build"
+               " writes stores for overlayfs")
+    assert warning in res.stderr.splitlines()
+    profile = _profile_of(tree_copy)
+    store = profile["imageStore"]
+    assert isinstance(store, dict) and store["mode"] == "archives"
+    assert "native snapshotter" in store["reason"]
+    assert sorted(store["images"]) == sorted(pinned_images())
+    preload = profile["preload"]
+    assert isinstance(preload, list) and len(preload) == len(pinned_images())
+    assert all((tree_copy / p["archive"].lstrip("/")).is_file() for p in preload)
+    assert not (tree_copy / "var/lib/containerd").exists()
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_root_build_unpacks_into_the_trees_store(
+        tree_copy: Path, oci_dir: Path, bins: Path,
+        node_containerd: Callable[[Path], Containerd]) -> None:
+    res = build("--root", tree_copy, "--config", CLUSTER_YAML, "--images", oci_dir)
+    assert res.rc == 0, res.stderr
+    assert any(ln.startswith(f"kubeinit-build: unpack {len(pinned_images())} images into"
+                             " containerd's store (containerd v2.3.7, overlayfs")
+               for ln in res.stderr.splitlines()), res.stderr
+    assert "warning: [image-store]" not in res.stderr
+    profile = _profile_of(tree_copy)
+    assert profile["preload"] == []
+    assert not (tree_copy / "usr/lib/kubeinit/images").exists()
+    store = profile["imageStore"]
+    assert isinstance(store, dict)
+    assert (store["mode"], store["snapshotter"], store["containerd"]) == (
+        "unpacked", "overlayfs", "v2.3.7")
+    c = node_containerd(tree_copy / "var/lib/containerd")
+    ls = {ln.split()[0]: ln.split()[2] for ln in c.ctr("images", "ls").stdout.splitlines()[1:]}
+    assert ls == store["images"]
+    listed = json.loads(c.crictl("images", "-o", "json").stdout)["images"]
+    assert sorted(t for i in listed if i["pinned"] for t in i["repoTags"]) == sorted(
+        pinned_images())
