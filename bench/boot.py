@@ -6,14 +6,20 @@ tests/tooling/node_image.py, tests/tooling/boot_node.py), and how they split:
   boot                 power-on to kubeinit.service start: firmware (from the serial console)
                        + kernel to the unit's start (from the guest's journal)
   kubeinit's own work  kubeinit.service start to the join command written, minus the wait for
-                       the control plane; of which the image import (containerd importing the
-                       preloaded archives, within preflight's ImagePull) is shown apart
+                       the control plane; of which preflight, and within it the image import
+                       (containerd importing the preloaded archives in ImagePull: archive mode
+                       only), are shown apart
   waiting              the wait-control-plane phase: the kubelet starting the static Pods and
                        the API server, controller-manager and scheduler becoming healthy
 
 Each run boots a fresh overlay of the same image (the image is built once and cached).
 
-Usage: /work/venv/bin/python bench/boot.py [--runs 1] [--config FILE] [--json out.json]
+Two images side by side (issue 13), built from the same inputs: `unpacked` (the default build:
+the images already in containerd's store) and `archives` (`kubeinit-build --no-unpack`: the
+archives imported at first boot, as before), with their sizes. One VM at a time.
+
+Usage: .venv/bin/python bench/boot.py [--runs 1] [--mode both|unpacked|archives]
+                                      [--config FILE] [--json out.json]
 Goal (issue 6): under 60 s from power-on under KVM. TCG figures are in docs/e2e.md.
 """
 
@@ -22,7 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -31,8 +40,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.tooling.boot_node import Timings, first_boot  # noqa: E402
-from tests.tooling.node_image import node_image  # noqa: E402
+from tests.tooling.boot_node import first_boot  # noqa: E402
+from tests.tooling.node_image import build_node_image, cache_root, source_digest  # noqa: E402
+from tests.tooling.vm import Journal  # noqa: E402
 
 CONFIG = REPO / "tests" / "e2e" / "data" / "cluster.yaml"
 GOAL_KVM = 60.0
@@ -42,40 +52,91 @@ ROWS = (
     ("    firmware (OVMF) to the kernel", "firmware"),
     ("    kernel to kubeinit.service start", "kernel_to_kubeinit"),
     ("  kubeinit's own work", "kubeinit_own"),
-    ("    of which: image import (ctr, in preflight)", "image_import"),
+    ("    of which: preflight", "preflight"),
+    ("      of which: image import (ctr, in preflight)", "image_import"),
     ("  waiting for the control plane (wait-control-plane)", "wait_control_plane"),
     ("kubeinit CPU seconds, all phases", "kubeinit_cpu"),
+    ("kubeinit.service CPU seconds (systemd: Consumed)", "unit_cpu"),
 )
+CONSUMED = re.compile(r"kubeinit\.service: Consumed (?:(\d+)min )?([\d.]+)s CPU time")
+
+
+def unit_cpu(journal_dir: Path) -> float:
+    """systemd's account of kubeinit.service's CPU (the process and everything it ran: ctr,
+    crictl, ...), from the guest's journal."""
+    text = Journal(journal_dir).text("-u", "kubeinit.service", "-o", "cat")
+    m = CONSUMED.search(text)
+    return (int(m.group(1) or 0) * 60 + float(m.group(2))) if m else float("nan")
+
+
+def archives_image(config: Path, base: Path, images: Path) -> Path:
+    """The same build with `--no-unpack`, cached next to the test's image by the same key."""
+    key = source_digest(config, base, images)
+    out = cache_root() / "e2e-archives" / key / "node.qcow2"
+    if out.is_file():
+        return out
+    shutil.rmtree(out.parent.parent, ignore_errors=True)
+    out.parent.mkdir(parents=True)
+    tmp = out.with_suffix(".tmp.qcow2")
+    subprocess.run([sys.executable, "-m", "builder", "--image", str(base), "--output", str(tmp),
+                    "--config", str(config), "--images", str(images), "--no-unpack"],
+                   cwd=REPO, check=True, timeout=3600, stdout=sys.stderr)
+    tmp.rename(out)
+    return out
+
+
+def disk_mib(path: Path) -> float:
+    return path.stat().st_blocks * 512 / 2**20
+
+
+def boot(image: Path, runs: int) -> list[dict[str, float]]:
+    out = []
+    for i in range(runs):
+        with tempfile.TemporaryDirectory(prefix="kubeinit-bench-boot.") as tmp, \
+                open(os.devnull, "w") as quiet:
+            ok, timings, _ = first_boot(image, Path(tmp), stream=False, out=quiet)
+            if not ok or timings is None:
+                raise SystemExit(f"bench: {image}: run {i + 1}: first boot did not complete")
+            row: dict[str, float] = {k: v for k, v in asdict(timings).items()
+                                     if isinstance(v, float)}
+            row["preflight"] = timings.phases.get("preflight", float("nan"))
+            row["unit_cpu"] = unit_cpu(Path(tmp) / "journal" / "journal")
+            out.append(row)
+            print(f"{image.parent.parent.name}: run {i + 1}:"
+                  f" {timings.power_on_to_join_command:.1f} s ({timings.accel})",
+                  file=sys.stderr)
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--mode", choices=("both", "unpacked", "archives"), default="both")
     ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    image = node_image(args.config)
-    runs: list[Timings] = []
-    for i in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="kubeinit-bench-boot.") as tmp, \
-                open(os.devnull, "w") as quiet:
-            ok, timings, _ = first_boot(image, Path(tmp), stream=False, out=quiet)
-            if not ok or timings is None:
-                raise SystemExit(f"bench: run {i + 1}: first boot did not complete (see {tmp})")
-            runs.append(timings)
-            print(f"run {i + 1}: {timings.power_on_to_join_command:.1f} s", file=sys.stderr)
-    accel = runs[0].accel.upper()
-    print(f"first boot, {accel}, {len(runs)} run(s), median seconds (image {image.name})")
+    built = build_node_image(args.config)
+    images: dict[str, Path] = {}
+    if args.mode in ("both", "archives"):
+        images["archives"] = archives_image(args.config, built.base, built.images)
+    if args.mode in ("both", "unpacked"):
+        images["unpacked"] = built.image
+    results = {mode: boot(image, args.runs) for mode, image in images.items()}
+    modes = list(results)
+    print(f"first boot, {len(next(iter(results.values())))} run(s) each, median seconds")
+    print(f"{'':<55} " + " ".join(f"{m:>10}" for m in modes))
     for label, key in ROWS:
-        value = statistics.median(float(getattr(r, key)) for r in runs)
-        print(f"{label:<55} {value:8.1f}")
-    slow = sorted(runs[0].phases.items(), key=lambda kv: -kv[1])[:5]
-    print("slowest phases (first run): " + ", ".join(f"{p} {d:.1f}" for p, d in slow))
-    if accel == "KVM":
-        total = statistics.median(r.power_on_to_join_command for r in runs)
-        print(f"goal under KVM: < {GOAL_KVM:.0f} s: {'met' if total < GOAL_KVM else 'NOT met'}")
+        cells = [statistics.median(r[key] for r in results[m]) for m in modes]
+        print(f"{label:<55} " + " ".join(f"{c:10.1f}" for c in cells))
+    print(f"{'image file, MiB on disk (qcow2)':<55} "
+          + " ".join(f"{disk_mib(images[m]):10.0f}" for m in modes))
+    base = disk_mib(built.base)
+    print(f"{'  growth over the base image, MiB':<55} "
+          + " ".join(f"{disk_mib(images[m]) - base:10.0f}" for m in modes))
+    archives_mib = sum(p.stat().st_size for p in built.images.glob("*.tar")) / 2**20
+    print(f"archives (--images): {archives_mib:.0f} MiB")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in runs], indent=2) + "\n")
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
