@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from tests.tooling.vm import VM, Journal, overlay, read_back
 
@@ -86,7 +87,7 @@ def timings_from(journal: Journal, firmware: float, accel: str) -> Timings:
 
 
 def first_boot(image: Path, workdir: Path, *, timeout: float = 1800, stream: bool = True,
-               out=sys.stdout) -> tuple[bool, Timings | None, Path]:
+               out: TextIO = sys.stdout) -> tuple[bool, Timings | None, Path]:
     """Boot an overlay of `image` until first boot completes (or fails); power off; read back.
     Returns (ok, timings, the overlay disk)."""
     disk = overlay(image, workdir / "node.qcow2")
