@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import os
 import shutil
 import tempfile
@@ -390,7 +391,11 @@ def install_images(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
 
 def write_profile(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
     with step("write the profile"):
-        entries = [Entry(str(paths.PROFILE), Kind.FILE, 0o644, data=profile.to_json().encode())]
+        profile = dataclasses.replace(profile, built=build_time())
+        # No more readable than the configuration it carries (/etc/kubeinit/config.yaml is
+        # 0600); first boot reads it as root.
+        mode = 0o600 if ctx.config_text else 0o644
+        entries = [Entry(str(paths.PROFILE), Kind.FILE, mode, data=profile.to_json().encode())]
         if ctx.config_text:
             # Where `kubeinit init` looks for the configuration; same bytes as the profile's.
             entries += [
@@ -400,16 +405,48 @@ def write_profile(ctx: BuildContext, profile: prof.Profile) -> list[Entry]:
         return entries
 
 
+def build_time() -> str:
+    """The profile's `built` (RFC 3339, UTC): SOURCE_DATE_EPOCH when set, so a reproducible
+    build stays byte-identical, else the newest file of the kubeinit this build ships. First
+    boot's clock must not be behind it (firstboot.timegate)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        seconds = int(epoch)
+    else:
+        pkg = Path(prof.__file__).resolve().parents[1]
+        seconds = int(
+            max(
+                p.stat().st_mtime for d in ("kubeinit", "firstboot") for p in (pkg / d).glob("*.py")
+            )
+        )
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# What makes a machine unique and must not be shared by clones (virt-sysprep's
+# ssh-hostkeys, machine-id and random-seed operations; systemd-creds(1) host key). Nothing is
+# regenerated here: sshd-keygen / ssh's postinst and systemd make new ones on first boot.
+CLONE_SECRETS = ("/var/lib/systemd/random-seed", "/var/lib/systemd/credential.secret")
+SSH_DIR = "/etc/ssh"
+
+
 def write_first_boot(ctx: BuildContext, target: Target) -> list[Entry]:
     """Each clone must boot as a new machine: an empty /etc/machine-id (systemd then generates
-    one and runs first-boot units, machine-id(5)) and no saved random seed."""
+    one and runs first-boot units, machine-id(5)), no saved random seed, no systemd credential
+    host key and no SSH host keys."""
     with step("reset machine identity"):
         entries = [
             Entry("/etc/machine-id", Kind.FILE, 0o444, data=b""),
-            Entry("/var/lib/systemd/random-seed", Kind.REMOVE),
+            *(Entry(p, Kind.REMOVE) for p in CLONE_SECRETS),
         ]
         if target.kind("/var/lib/dbus/machine-id") == "file":
             entries.append(Entry("/var/lib/dbus/machine-id", Kind.REMOVE))
+        ssh = resolve(target, SSH_DIR)  # inside the target, links included
+        if ssh is not None and target.kind(ssh) == "dir":
+            entries += [
+                Entry(f"{ssh.rstrip('/')}/{name}", Kind.REMOVE)
+                for name in target.listdir(ssh)
+                if name.startswith("ssh_host_")
+            ]
         return entries
 
 

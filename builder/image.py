@@ -40,6 +40,8 @@ def check_image_file(path: Path) -> ImageFile:
         raise InvalidInput(f"{path}: not a regular file", hint="give the path of a disk image")
     if not os.access(path, os.R_OK):
         raise InvalidInput(f"{path}: not readable", hint="check the file's permissions")
+    # Absolute, so qemu never reads a name like "json:{...}" or "nbd://..." as a protocol.
+    path = Path(os.path.abspath(path))
     try:
         res = run(["qemu-img", "info", "--output=json", path], check=False, timeout=60)
     except KubeinitError as e:
@@ -61,11 +63,13 @@ def check_image_file(path: Path) -> ImageFile:
             f"{path}: disk image format {fmt!r} is not supported",
             hint=f"convert it: qemu-img convert -O qcow2 {path} image.qcow2",
         )
-    if info.get("backing-filename"):
+    if info.get("backing-filename") or info.get("full-backing-filename"):
+        backing = info.get("backing-filename") or info.get("full-backing-filename")
         raise InvalidInput(
-            f"{path}: the image has a backing file ({info['backing-filename']})",
+            f"{path}: the image has a backing file ({backing})",
             hint=f"flatten it first: qemu-img convert -O qcow2 {path} flat.qcow2",
         )
+    _check_no_external_reference(path, info)
     if fmt == "raw" and not _looks_like_disk(path):
         # qemu-img calls any file "raw": demand a partition table or a filesystem.
         raise StateUnreadable(
@@ -92,6 +96,41 @@ def check_image_file(path: Path) -> ImageFile:
         int(info.get("virtual-size", 0)),
         int(info.get("actual-size", path.stat().st_size)),
     )
+
+
+def _check_no_external_reference(path: Path, info: dict[str, object]) -> None:
+    """Refuse every way a disk image can make qemu open another file or a network resource
+    (the work copy would still point there, at a host file of the image author's choosing):
+    a qcow2 external data file (`data-file`, `qemu-img create -o data_file=`), and any file
+    name or child node qemu reports that is not this very file."""
+    specific = info.get("format-specific")
+    data = specific.get("data") if isinstance(specific, dict) else None
+    if isinstance(data, dict) and data.get("data-file"):
+        raise InvalidInput(
+            f"{path}: the qcow2 image keeps its data in an external file ({data['data-file']})",
+            hint=f"make it self-contained first: qemu-img convert -O qcow2 {path} whole.qcow2",
+        )
+    names: list[str] = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "filename" and isinstance(v, str):
+                    names.append(v)
+                else:
+                    collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    collect(info)
+    for name in names:
+        if name != str(path):
+            raise InvalidInput(
+                f"{path}: the image refers to something outside itself ({name})",
+                hint=f"give a plain, self-contained image: qemu-img convert -O qcow2 {path}"
+                " whole.qcow2",
+            )
 
 
 def _check_not_truncated(path: Path) -> None:

@@ -232,9 +232,32 @@ def _binary_version(c: _Checks, path: str, modules: tuple[str, ...]) -> str | No
         v = elfinfo.module_version(info, *modules)
         if v:
             return v
-    out = c.t.version_output(path)
+    out = c.t.version_output(path)  # None for a tree: its binaries never run on the host
+    if out is None:
+        raise _CannotTell(path)
     v3 = elfinfo.semver(out)
     return f"v{v3[0]}.{v3[1]}.{v3[2]}" if v3 else None
+
+
+_UNKNOWN = "unknown"
+
+
+class _CannotTell(Exception):
+    """The version is not in the binary's build information, and running the binary to ask
+    would execute the target's code on the build host."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _cannot_tell(c: _Checks, check: str, path: str, need: str) -> None:
+    c.warn(
+        check,
+        f"cannot tell the version of {path}: its ELF has no Go build information, and"
+        " kubeinit-build never runs a binary of the target tree on the build host",
+        f"{need}; --image reads it inside the libguestfs appliance instead",
+    )
 
 
 def _check_kubelet(c: _Checks) -> str:
@@ -247,7 +270,11 @@ def _check_kubelet(c: _Checks) -> str:
             f"install kubelet {release.version} (or another v1.{release.minor}.x)",
         )
         return ""
-    version = _binary_version(c, exe, ("k8s.io/kubernetes",))
+    try:
+        version = _binary_version(c, exe, ("k8s.io/kubernetes",))
+    except _CannotTell:
+        _cannot_tell(c, "kubelet", exe, f"make sure it is kubelet v1.{release.minor}.x")
+        return ""
     parsed = elfinfo.semver(version or "")
     if parsed is None:
         c.fail(
@@ -284,17 +311,23 @@ def _check_runtime(c: _Checks) -> tuple[str, str, str]:
         )
         return "", "", ""
     if containerd is not None:
-        version = (
-            _binary_version(
-                c,
-                containerd,
-                ("github.com/containerd/containerd/v2", "github.com/containerd/containerd"),
-            )
-            or ""
-        )
-        parsed = elfinfo.semver(version)
         need = MIN_CONTAINERD[release.minor]
-        if parsed is None:
+        try:
+            version = (
+                _binary_version(
+                    c,
+                    containerd,
+                    ("github.com/containerd/containerd/v2", "github.com/containerd/containerd"),
+                )
+                or ""
+            )
+        except _CannotTell:
+            _cannot_tell(c, "container-runtime", containerd, f"it must be {_dotted(need)} or newer")
+            version = _UNKNOWN
+        parsed = elfinfo.semver(version)
+        if version == _UNKNOWN:
+            pass
+        elif parsed is None:
             c.fail(
                 "container-runtime",
                 f"cannot tell the version of {containerd}",
@@ -329,11 +362,15 @@ def _check_runtime(c: _Checks) -> tuple[str, str, str]:
         )
         _check_socket(c, "containerd", listen, socket)
         _check_sandbox(c, sandbox)
-        return "containerd", version, sandbox
+        return "containerd", "" if version == _UNKNOWN else version, sandbox
     assert crio is not None
-    version = _binary_version(c, crio, ("github.com/cri-o/cri-o",)) or ""
+    try:
+        version = _binary_version(c, crio, ("github.com/cri-o/cri-o",)) or ""
+    except _CannotTell:
+        _cannot_tell(c, "container-runtime", crio, f"it must be CRI-O v1.{release.minor}.x")
+        version = _UNKNOWN
     parsed = elfinfo.semver(version)
-    if parsed is None or parsed[:2] != (1, release.minor):
+    if version != _UNKNOWN and (parsed is None or parsed[:2] != (1, release.minor)):
         c.fail(
             "container-runtime",
             f"CRI-O {version or '(unknown version)'} does not match Kubernetes v1.{release.minor}",
@@ -344,7 +381,7 @@ def _check_runtime(c: _Checks) -> tuple[str, str, str]:
     sandbox = str(_dig(config, "crio", "image", "pause_image") or "")
     _check_socket(c, "CRI-O", listen, socket)
     _check_sandbox(c, sandbox)
-    return "cri-o", version, sandbox
+    return "cri-o", "" if version == _UNKNOWN else version, sandbox
 
 
 def _check_socket(c: _Checks, runtime: str, listen: str, configured: str) -> None:

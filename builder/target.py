@@ -10,7 +10,6 @@ build host.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -20,10 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 
 from builder.payload import Entry, Kind, Payload
-from kubeinit import paths
+from kubeinit import hostfs
 from kubeinit.errors import PhaseFailed, StateUnreadable
-from kubeinit.fs import fsync_dir, write_file
-from kubeinit.run import run
+from kubeinit.fs import write_file
 
 FileKind = Literal["file", "dir", "link", "other"]
 # systemd's default PATH (systemd.exec(5)): where the node finds kubelet, conntrack, ...
@@ -52,9 +50,9 @@ class Target(Protocol):
 
     def space(self, path: str) -> Space: ...
 
-    def version_output(self, path: str) -> str:
+    def version_output(self, path: str) -> str | None:
         """`<path> --version`, run as the node would run it (the last resort to learn a
-        binary's version)."""
+        binary's version), or None when it cannot be run safely."""
 
     def install(self, payload: Payload) -> None: ...
 
@@ -115,14 +113,21 @@ def which(t: Target, name: str, search: tuple[str, ...] = NODE_PATH) -> str | No
 
 
 class TreeTarget:
-    """A directory tree on the build host (mkosi extra trees, Packer chroots, debootstrap)."""
+    """A directory tree on the build host (mkosi extra trees, Packer chroots, debootstrap).
+
+    The tree is hostile ground (house style §16): every path is resolved inside it by
+    `kubeinit.hostfs` (parents with chroot semantics; the final component itself is what
+    `kind`/`readlink` look at, what a write replaces and what a removal removes, never a link's
+    target), and every write, rename and removal goes through directory file descriptors
+    opened without following links."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = f"directory {root}"
 
     def _p(self, path: str) -> Path:
-        return paths.under(self.root, path)
+        """`path` with its parents resolved inside the root; the last component as is."""
+        return hostfs.chase_parent(self.root, path)
 
     def kind(self, path: str) -> FileKind | None:
         try:
@@ -141,7 +146,8 @@ class TreeTarget:
         return os.readlink(self._p(path))
 
     def read(self, path: str, offset: int = 0, size: int = -1) -> bytes:
-        with self._p(path).open("rb") as f:
+        # `path` is resolved (target.resolve): a link here now was swapped in, and is refused.
+        with os.fdopen(hostfs.open_file(self._p(path)), "rb") as f:
             f.seek(offset)
             return f.read(size)
 
@@ -155,10 +161,12 @@ class TreeTarget:
         st = os.statvfs(p)
         return Space(st.f_bavail * st.f_frsize, f"dev-{os.stat(p).st_dev}")
 
-    def version_output(self, path: str) -> str:
-        # Go binaries are static: they run from the tree when the architecture matches.
-        res = run([self._p(path), "--version"], check=False, timeout=60)
-        return res.stdout + res.stderr
+    def version_output(self, path: str) -> str | None:
+        # Never run a binary of the tree on the build host (house style §16): it would run as
+        # root, with the host's files and network. A user namespace mapped to root is still
+        # root on the host; a chroot can be left by whoever holds CAP_SYS_CHROOT in it. So the
+        # version of a tree's binary comes from its ELF build information only (preflight).
+        return None
 
     def install(self, payload: Payload) -> None:
         rest = list(payload)
@@ -172,25 +180,24 @@ class TreeTarget:
         p = at if at is not None else self._p(e.path)
         chown = os.geteuid() == 0
         if e.kind is Kind.PARENT:
-            p.mkdir(parents=True, exist_ok=True, mode=0o755)
+            hostfs.mkdir_all(p, 0o755)
         elif e.kind is Kind.DIR:
-            p.mkdir(parents=True, exist_ok=True)
-            os.chmod(p, e.mode)
-            if chown:
-                os.chown(p, 0, 0)
+            with hostfs.dir_fd(p, create_mode=e.mode) as fd:
+                os.fchmod(fd, e.mode)
+                if chown:
+                    os.fchown(fd, 0, 0)
         elif e.kind is Kind.FILE:
             if durable:
                 write_file(p, e.content(), e.mode)
             else:
                 _write_private(p, e)
             if chown:
-                os.chown(p, 0, 0)
+                with hostfs.dir_fd(p.parent) as d:
+                    os.chown(p.name, 0, 0, dir_fd=d, follow_symlinks=False)
         elif e.kind is Kind.SYMLINK:
-            _symlink(p, e.link)
+            hostfs.symlink(e.link, p)
         elif e.kind is Kind.REMOVE:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                fsync_dir(p.parent)
+            hostfs.unlink(p)  # a link is removed itself, never what it points at
 
     def _replace_dir(self, owned: str, entries: list[Entry]) -> None:
         """Build kubeinit's own directory next to its final place, make it durable with one
@@ -200,41 +207,27 @@ class TreeTarget:
         staging = final.parent / f".{final.name}.kubeinit-build.tmp"
         old = final.parent / f".{final.name}.kubeinit-build.old"
         for leftover in (staging, old):
-            shutil.rmtree(leftover, ignore_errors=True)
+            hostfs.rmtree(leftover)
         for e in entries:
             rel = PurePosixPath(e.path).relative_to(owned)
             self._write(e, durable=False, at=staging / rel if str(rel) != "." else staging)
         os.sync()
-        if final.exists() or final.is_symlink():
-            os.rename(final, old)
-        os.rename(staging, final)
-        fsync_dir(final.parent)
-        shutil.rmtree(old, ignore_errors=True)
+        if hostfs.lexists(final):
+            hostfs.rename(final, old)  # a link there is moved aside itself, not followed
+        hostfs.rename(staging, final)
+        hostfs.rmtree(old)
 
 
 def _write_private(path: Path, e: Entry) -> None:
     """A file in a directory nobody else sees yet (made durable by the caller's sync)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = hostfs.open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         if e.source is not None:
             with e.source.open("rb") as src:
                 shutil.copyfileobj(src, f, 1 << 20)
         else:
             f.write(e.data)
-    os.chmod(path, e.mode)
-
-
-def _symlink(path: Path, target: str) -> None:
-    """Atomically make `path` a symlink to `target` (rename over whatever was there)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    if path.is_symlink() and os.readlink(path) == target:
-        return
-    tmp = path.parent / f".{path.name}.kubeinit-link.tmp"
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    os.symlink(target, tmp)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+        os.fchmod(f.fileno(), e.mode)
 
 
 # --- --image FILE ----------------------------------------------------------------------------
@@ -289,7 +282,8 @@ class GuestTarget:
         st = self.g.statvfs(str(p))
         return Space(int(st["bavail"]) * int(st["frsize"]), f"fsid-{st['fsid']}")
 
-    def version_output(self, path: str) -> str:
+    def version_output(self, path: str) -> str | None:
+        # Inside the libguestfs appliance (a VM): the image's binary never runs on the host.
         try:
             return "\n".join(str(x) for x in self.g.command_lines([path, "--version"]))
         except RuntimeError as e:

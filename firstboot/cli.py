@@ -59,6 +59,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         " if present, else the image profile's configuration, else kubeadm's defaults)",
     )
     p.add_argument("--debug", action="store_true", help="tracebacks and debug output")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another kubeinit on this root (its init lock) before"
+        " exiting 3; 0 = do not wait (default: 60)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,6 +278,7 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
             reporter,
             complete_init=full and not dry_run,
             resume=target is None,
+            lock_timeout=args.lock_timeout,
         )
     finally:
         if dry_root is not None:
@@ -330,7 +339,10 @@ def _join_command(args: argparse.Namespace, debug: bool) -> int:
     )
     try:
         if args.refresh:
-            joincmd.refresh(ctx, Reporter(debug=debug))
+            from firstboot.lock import init_lock
+
+            with init_lock(root, args.lock_timeout):
+                joincmd.refresh(ctx, Reporter(debug=debug))
         sys.stdout.write(joincmd.show(ctx, control_plane=args.control_plane))
     finally:
         ctx.close_clients()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
+from kubeinit import hostfs
+
 # kubeadm constants (cmd/kubeadm/app/constants/constants.go)
 KUBERNETES_DIR = PurePosixPath("/etc/kubernetes")
 MANIFESTS_DIR = KUBERNETES_DIR / "manifests"
@@ -31,6 +33,8 @@ STATE_DIR = PurePosixPath("/var/lib/kubeinit")
 STATE_FILE = STATE_DIR / "state.json"
 DONE_STAMP = STATE_DIR / "init.done"
 FAILED_MARKER = STATE_DIR / "init.failed"
+# flock(2)ed by `kubeinit init`, `init phase` and `join-command --refresh` (firstboot.lock).
+LOCK_FILE = STATE_DIR / "lock"
 ETC_DIR = PurePosixPath("/etc/kubeinit")
 NODE_CONFIG = ETC_DIR / "config.yaml"
 JOIN_COMMAND = ETC_DIR / "join-command"
@@ -43,16 +47,34 @@ LIB_DIR = PurePosixPath("/usr/lib/kubeinit")
 PROFILE = LIB_DIR / "profile.json"
 KERNEL_CMDLINE = PurePosixPath("/proc/cmdline")
 
+# Every directory first boot writes files into (the default certificatesDir): where the init
+# lock's holder sweeps temporary files left by a crash, and what the confinement tests plant
+# links in.
+WRITTEN_DIRS = (
+    KUBERNETES_DIR,
+    MANIFESTS_DIR,
+    DEFAULT_CERT_DIR,
+    DEFAULT_CERT_DIR / "etcd",
+    KUBELET_DIR,
+    KUBELET_DIR / "pki",
+    STATE_DIR,
+    ETC_DIR,
+)
+
 # Tools. Looked up on PATH by the run helper; named here so tests and preflight agree.
 SYSTEMCTL = "systemctl"
 KUBELET = "kubelet"
 
 
 def under(root: Path, path: PurePosixPath | str) -> Path:
-    """`path` (absolute on the node) inside `root`. Refuses to escape the root."""
-    rel = PurePosixPath(path)
-    if rel.is_absolute():
-        rel = rel.relative_to("/")
-    if ".." in rel.parts:
-        raise ValueError(f"path {path} escapes the root")
-    return root / rel
+    """`path` (absolute on the node) inside `root`, resolved with chroot semantics: a link in
+    the tree is followed as the node would follow it, never out of the root (an absolute
+    target starts again at the root, `..` stops there). `..` in `path` itself is refused
+    (InvalidInput). The result has no links in it: `kubeinit.fs` and `kubeinit.hostfs` then
+    walk it without following any (house style §16)."""
+    return hostfs.chase(root, path)
+
+
+def under_nofollow(root: Path, path: PurePosixPath | str) -> Path:
+    """As `under`, but the last component is not resolved: for looking at a link itself."""
+    return hostfs.chase_parent(root, path)

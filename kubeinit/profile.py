@@ -26,6 +26,10 @@ Schema 1, every key required (unknown keys are rejected):
                       imported at first boot), each image's digest in containerd, and the
                       snapshotter/containerd that unpacked them or why not; optional ({} in
                       images built before it: presence checks only)
+  built               when the image was built, RFC 3339 UTC ("2026-12-05T08:00:00Z"):
+                      SOURCE_DATE_EPOCH when set (reproducible builds), else the newest file
+                      the build ships; first boot does not mint certificates while the clock
+                      is behind it (firstboot.timegate). Optional ("" in older profiles)
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class Profile:
     config: str
     preload: tuple[Preload, ...] = field(default=())
     image_store: ImageStore = field(default_factory=ImageStore)
+    built: str = ""
 
     def to_json(self) -> str:
         """Deterministic text: sorted keys, fixed indentation, trailing newline."""

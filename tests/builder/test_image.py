@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from builder.image import WorkCopy, check_image_file, remove_stale
 from kubeinit.errors import InvalidInput, StateUnreadable
 
 pytestmark = pytest.mark.real
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_raw_needs_a_partition_table_or_filesystem(tmp_path: Path) -> None:
@@ -40,6 +42,39 @@ def test_backing_files_and_other_formats_are_refused(tmp_path: Path) -> None:
     subprocess.run(["qemu-img", "create", "-q", "-f", "vdi", str(vdi), "64M"], check=True)
     with pytest.raises(InvalidInput, match="'vdi' is not supported"):
         check_image_file(vdi)
+
+
+def test_qcow2_with_an_external_data_file_is_refused(tmp_path: Path) -> None:
+    """Issue 9 finding 5: the work copy would still read and write a host file of the image
+    author's choosing."""
+    host_file = tmp_path / "host-data.raw"
+    img = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o",
+                    f"data_file={host_file}", str(img), "64M"], check=True)
+    assert host_file.exists()
+    with pytest.raises(InvalidInput, match=r"external file \(.*host-data.raw\)") as e:
+        check_image_file(img)
+    assert "qemu-img convert" in e.value.hint
+    # through the real command line: exit 2, one error line and a hint, nothing written
+    before = host_file.read_bytes()
+    res = subprocess.run([sys.executable, "-m", "builder", "--image", str(img), "--output",
+                          str(tmp_path / "out.qcow2")], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert res.returncode == 2, res.stderr
+    assert "external file" in res.stderr and "hint:" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out.qcow2").exists() and host_file.read_bytes() == before
+
+
+def test_a_protocol_looking_file_name_is_read_as_a_file(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file named like a qemu protocol is passed as an absolute path: qemu opens that file,
+    it does not connect where the name says."""
+    monkeypatch.chdir(tmp_path)
+    name = "nbd:127.0.0.1:9"  # as a relative name, qemu would dial an NBD server
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "./" + name, "64M"], check=True)
+    info = check_image_file(Path(name))
+    assert info.format == "qcow2" and info.path == tmp_path / name
 
 
 def test_work_copy_commit_and_stale_cleanup(tmp_path: Path) -> None:

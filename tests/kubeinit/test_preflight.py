@@ -879,7 +879,9 @@ def test_same_checks_fire_as_real_kubeadm(k8s_bin: Path, tmp_path: Path) -> None
         (bindir / tool).symlink_to(found)
     root = tmp_path / "root"
     root.mkdir()
-    (root / "proc").symlink_to("/proc")  # FileContent reads <root>/proc/sys: this netns's
+    # FileContent reads <root>/proc/sys: this netns's. A bind mount, not a link: links under a
+    # root are resolved inside it (an absolute /proc link would point at <root>/proc itself).
+    (root / "proc").mkdir()
     script = textwrap.dedent(f"""
         import io, sys
         from pathlib import Path
@@ -893,7 +895,19 @@ def test_same_checks_fire_as_real_kubeadm(k8s_bin: Path, tmp_path: Path) -> None
         preflight.run_checks(checks, target=Target.NODE, ignore=["all"], out=sys.stdout)
     """)
     res = subprocess.run(
-        [shutil.which("unshare") or "unshare", "--net", "--", sys.executable, "-c", script],
+        [
+            shutil.which("unshare") or "unshare",
+            "--net",
+            "--mount",
+            "--",
+            "/bin/sh",
+            "-c",
+            '/bin/mount --bind /proc "$0" && exec "$@"',
+            str(root / "proc"),
+            sys.executable,
+            "-c",
+            script,
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
