@@ -242,8 +242,8 @@ def decide(t: Target, arch: str, tools: Tools | None, *, host_arch: str = "") ->
         )
     if arch != host_arch or arch not in OCI_ARCH:
         return archives(f"the image is {arch}, the build host {host_arch}", runtime)
-    ours = resolve(t, f"{CONTAINERD_ROOT}/{MARKER}") is not None
-    if resolve(t, f"{CONTAINERD_ROOT}/{META_DB}") is not None and not ours:
+    earlier_build = resolve(t, f"{CONTAINERD_ROOT}/{MARKER}") is not None
+    if resolve(t, f"{CONTAINERD_ROOT}/{META_DB}") is not None and not earlier_build:
         return archives(
             f"the image already has a containerd store ({CONTAINERD_ROOT}/{META_DB});"
             " kubeinit-build does not merge into it",
