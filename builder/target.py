@@ -177,7 +177,12 @@ class TreeTarget:
             self._write(e, durable=True)
 
     def _write(self, e: Entry, *, durable: bool, at: Path | None = None) -> None:
-        p = at if at is not None else self._p(e.path)
+        if at is not None:
+            p = at
+        elif e.kind in (Kind.PARENT, Kind.DIR):
+            p = hostfs.chase(self.root, e.path)  # a linked directory is used as the node would
+        else:
+            p = self._p(e.path)  # a file replaces, a removal removes, a link itself
         chown = os.geteuid() == 0
         if e.kind is Kind.PARENT:
             hostfs.mkdir_all(p, 0o755)
