@@ -191,7 +191,7 @@ SHELL_WORDS = {
     "readonly", "shift", "trap", "eval", "source", ".", "true", "false", ":", "wait", "kill",
     "exec", "command", "type", "hash", "break", "continue", "let", "shopt", "mapfile",
     "readarray", "getopts", "umask", "ulimit", "builtin", "alias", "pushd", "popd", "jobs",
-    "disown",
+    "disown", "compgen", "complete",
 }
 # wrappers whose argument is the real command: `nice -n 10 cmd`, `timeout 60 cmd`, `env X=1 cmd`
 WRAPPERS = {"nice", "timeout", "env", "command", "exec", "time", "nohup", "setsid"}
