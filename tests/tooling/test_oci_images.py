@@ -34,6 +34,9 @@ from kubeinit.preflight import control_plane_images
 from kubeinit.versions import release_for
 from tests.tooling.containerd import CGROUP_PARENT, Containerd
 
+# every test here needs the binaries hack/k8s-binaries built (and most a real containerd)
+pytestmark = pytest.mark.real
+
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "hack" / "oci-images"
 RELEASE = release_for()
