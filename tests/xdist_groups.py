@@ -14,6 +14,8 @@ GROUPS: tuple[tuple[str, frozenset[str]], ...] = (
     ("local-cluster", frozenset({"cluster"})),  # tests/firstboot: hack/local-up, one per run
     ("image-build", frozenset({"built"})),  # tests/builder: one kubeinit-build of the base image
     ("oracle", frozenset({"oracle"})),  # tests/oracle: real kubeadm runs
+    # tests/tooling/test_oci_images: hack/oci-images writes one cache, and a real containerd
+    ("oci-images", frozenset({"images"})),
 )
 
 
