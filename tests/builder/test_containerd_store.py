@@ -17,6 +17,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from builder import containerd_store as cs
 from builder.target import TreeTarget
 from kubeinit.preload import MODE_ARCHIVES, MODE_UNPACKED
-from tests.builder.conftest import CLUSTER_YAML, build, make_oci_archive, pinned_images
+from tests.builder.conftest import CLUSTER_YAML, REPO, build, make_oci_archive, pinned_images
 from tests.tooling.containerd import Containerd
 
 PAUSE = "registry.k8s.io/pause:3.10.2"
@@ -385,3 +386,43 @@ def test_root_build_unpacks_into_the_trees_store(
     listed = json.loads(c.crictl("images", "-o", "json").stdout)["images"]
     assert sorted(t for i in listed if i["pinned"] for t in i["repoTags"]) == sorted(
         pinned_images())
+
+
+@pytest.fixture(scope="module")
+def real_images(k8s_bin: Path) -> Path:
+    """The real control-plane archives (hack/oci-images, cached by content)."""
+    proc = subprocess.run([sys.executable, str(REPO / "hack" / "oci-images")],
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_root_build_of_the_real_control_plane_images_runs_them_without_import(
+        tree_copy: Path, real_images: Path, bins: Path,
+        node_containerd: Callable[[Path], Containerd]) -> None:
+    res = build("--root", tree_copy, "--config", CLUSTER_YAML, "--images", real_images)
+    assert res.rc == 0, res.stderr
+    profile = _profile_of(tree_copy)
+    store = profile["imageStore"]
+    assert isinstance(store, dict) and store["mode"] == "unpacked"
+    names = json.loads((real_images / "images.json").read_text())["images"]
+    assert set(store["images"]) == {e["name"] for e in names} == set(pinned_images())
+    root = tree_copy / "var/lib/containerd"
+    # kube-apiserver's cap_net_bind_service=ep (build/server-image's setcap) is in its snapshot
+    caps = list(root.glob("io.containerd.snapshotter.v1.overlayfs/snapshots/*/fs/usr/local/bin"
+                          "/kube-apiserver"))
+    assert len(caps) == 1 and os.getxattr(caps[0], "security.capability") == NET_BIND_CAP
+    c = node_containerd(root)
+    listing = c.ctr("images", "check").stdout.splitlines()[1:]
+    check = {ln.split()[0]: ln.split()[-1] for ln in listing}
+    assert check == {name: "true" for name in pinned_images()}
+    etcd = next(i for i in pinned_images() if "/etcd:" in i)
+    ran = c.run(etcd, "etcd", "--version", cid="etcd-version")
+    assert ran.returncode == 0 and "etcd Version: 3." in ran.stdout, ran.stderr
+    apiserver = next(i for i in pinned_images() if "/kube-apiserver:" in i)
+    ran = c.run(apiserver, "kube-apiserver", "--version", cid="apiserver-version")
+    assert ran.returncode == 0 and "Kubernetes v1.37.2" in ran.stdout, ran.stderr
+    log = c.log()
+    assert "ImageCreate event" not in log and "PullImage" not in log
