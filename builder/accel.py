@@ -9,8 +9,11 @@ hangs (issue 11: 16 minutes, while a 512-byte real-mode boot sector ran fine und
 So the probe boots what will really run: the host's own kernel (`/boot/vmlinuz-*`, the one
 libguestfs' appliance boots too) with a tiny initramfs built here (cpio "newc", written by this
 module: a static busybox and an `/init` script) that must reach userspace, print a random marker
-on the serial console and power off, under `-accel kvm -cpu max` (the CPU model libguestfs uses,
-and the boot test since issue 11), within PROBE_TIMEOUT seconds. Anything else is "use TCG".
+on the serial console and power off, under `-accel kvm -cpu max,la57=off` (exactly the CPU
+libguestfs 1.48 gives its appliance, and the boot test's since issue 11), within PROBE_TIMEOUT
+seconds. Anything else is "use TCG". (Seen on a 2-core cloud VM: `-cpu max`/`host` abort with
+"failed to set MSR 0x10a", and with QEMU's default CPU the kernel's real-mode setup prints
+"Probing EDD ... ok", as the old boot-sector probe did, then nothing more, forever.)
 The verdict is cached per boot (keyed by /proc/sys/kernel/random/boot_id); an appliance that
 then hangs or dies under KVM records "unusable" too (builder.guest).
 
@@ -69,7 +72,7 @@ def parse_override(value: str | None) -> Accel | None:
 def qemu_args(accel: Accel) -> list[str]:
     """The accelerator and CPU options every QEMU kubeinit starts uses (probe, boot test)."""
     if accel is Accel.KVM:
-        return ["-accel", "kvm", "-cpu", "max"]
+        return ["-accel", "kvm", "-cpu", "max,la57=off"]
     return ["-accel", "tcg"]
 
 
