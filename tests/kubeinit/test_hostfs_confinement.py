@@ -263,3 +263,52 @@ def test_real_init_with_a_link_loop_exits_with_a_clear_error(tmp_path: Path) -> 
     assert "Traceback" not in res.stdout + res.stderr
     assert "too many levels of symbolic links" in res.stderr
     assert "hint:" in res.stderr
+
+
+def _wait_stopped(proc: subprocess.Popen[str], timeout: float = 60) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "T":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("write", [4, 5, 8])
+def test_real_init_with_a_directory_swapped_for_a_link_mid_write(tmp_path: Path,
+                                                                  write: int) -> None:
+    """A race arranged for real: the process stops with a file fsynced under its temporary
+    name in etc/kubernetes/pki (KUBEINIT_FAULT_STOP_AT_WRITE), pki is moved aside and replaced
+    by a link to the host decoy, then the process continues. The pending rename goes through
+    the directory fd (into the moved directory, inside the root); later writes resolve again
+    and stay inside the root. The decoy is untouched and nothing dies with a traceback."""
+    decoy = make_decoy(tmp_path)
+    before = tree_digest(decoy)
+    root = tmp_path / "root"
+    proc = subprocess.Popen(
+        [*KUBEINIT, "init", "--local-only", "--root", str(root), "--config",
+         str(config_path("default")), "--ignore-preflight-errors", "all"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "KUBEINIT_FAULT_STOP_AT_WRITE": str(write)})
+    try:
+        assert _wait_stopped(proc), "fault point not reached"
+        pki = root / "etc/kubernetes/pki"
+        assert pki.is_dir() and list(pki.glob(".*.tmp")), sorted(os.listdir(pki))
+        pki.rename(root / "etc/kubernetes/pki.moved")
+        pki.symlink_to(decoy / "pki")
+        os.kill(proc.pid, 18)  # SIGCONT
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert tree_digest(decoy) == before, out
+    assert "Traceback" not in out
+    assert proc.returncode in (0, 1, 3), out
+    # the file being written when the link appeared landed in the real (moved) directory
+    assert not list((root / "etc/kubernetes/pki.moved").glob(".*.tmp"))
