@@ -155,6 +155,14 @@ class VM:
         """`argv` run in QEMU's network namespace (where the forwarded port listens)."""
         return ["nsenter", f"--net=/proc/{self.proc.pid}/ns/net", "--", *argv]
 
+    def qemu_said(self) -> str:
+        """The end of QEMU's own output (e.g. "failed to set MSR 0x10a" under a broken KVM)."""
+        log = self.serial.with_name(self.serial.name.replace(".serial.log", ".qemu.log"))
+        try:
+            return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:]) or "-"
+        except OSError:
+            return "-"
+
     def what(self) -> str:
         return f"QEMU booting {self.disk.name} under {self.accel.upper()}"
 
@@ -178,7 +186,8 @@ class VM:
                 raise AssertionError(f"{f.group(0)!r} on the serial console:\n{text[-4000:]}")
             if not self.running():
                 raise AssertionError(f"{self.what()} exited ({self.proc.returncode}) before"
-                                     f" {pattern!r} ({FORCE_TCG}):\n{text[-4000:]}")
+                                     f" {pattern!r} ({FORCE_TCG}); QEMU said:"
+                                     f" {self.qemu_said()}\n{text[-4000:]}")
             if time.monotonic() > limit:
                 waited = min(timeout, self.deadline - self.started)
                 self.kill()
