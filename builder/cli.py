@@ -40,7 +40,7 @@ from kubeinit.config import (
     read_config_text,
 )
 from kubeinit.errors import ExitCode, InvalidInput, KubeinitError
-from kubeinit.redact import redact
+from kubeinit.redact import redact, redact_keys
 from kubeinit.versions import parse_version
 
 PROG = "kubeinit-build"
@@ -48,7 +48,9 @@ PROG = "kubeinit-build"
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
+        # One line and a hint, like every other error (no usage block); argv may hold a
+        # secret given in the wrong place.
+        message = _printable(redact_keys(message))
         print(f"{PROG}: error: {message}\nhint: {PROG} --help", file=sys.stderr)
         raise SystemExit(ExitCode.INVALID_INPUT)
 
@@ -98,9 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, ImageCheckFailed):
             for f in e.findings:
                 print(f"{PROG}: error: [{f.check}] {f.message}\n  hint: {f.hint}", file=sys.stderr)
-        print(f"{PROG}: error: {e.message}", file=sys.stderr)
+        # one line each, whatever the message quotes from the input
+        print(f"{PROG}: error: {_printable(redact(e.message))}", file=sys.stderr)
         if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
+            print(f"hint: {_printable(redact(e.hint))}", file=sys.stderr)
         if args.debug:
             print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return int(e.exit_code)
@@ -109,12 +112,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.PHASE_FAILED
     except Exception as e:  # a bug: still one line and a hint, the traceback only with --debug
         print(
-            f"{PROG}: error: internal error: {redact(f'{type(e).__name__}: {e}')}", file=sys.stderr
+            f"{PROG}: error: internal error: {_printable(redact(f'{type(e).__name__}: {e}'))}",
+            file=sys.stderr,
         )
         print("hint: run again with --debug for a traceback and report it", file=sys.stderr)
         if args.debug:
             print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return ExitCode.PHASE_FAILED
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _sigterm_raises() -> None:

@@ -188,9 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _error(e: KubeinitError, debug: bool) -> int:
     """One error line, one hint line; with --debug the traceback, secrets masked."""
-    print(f"kubeinit: error: {redact(e.message)}", file=sys.stderr)
+    # one line each, whatever the message quotes from the input
+    print(f"kubeinit: error: {_printable(redact(e.message))}", file=sys.stderr)
     if e.hint:
-        print(f"hint: {redact(e.hint)}", file=sys.stderr)
+        print(f"hint: {_printable(redact(e.hint))}", file=sys.stderr)
     if debug:
         import traceback
 
@@ -246,7 +247,10 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     ignore = {s.strip().lower() for s in args.ignore_preflight_errors.split(",") if s.strip()}
     ignore |= {s.lower() for s in config.init.node_registration.ignore_preflight_errors}
     if "all" in ignore and len(ignore) > 1:
-        raise InvalidInput("--ignore-preflight-errors: don't name individual checks with 'all'")
+        raise InvalidInput(
+            "--ignore-preflight-errors: don't name individual checks with 'all'",
+            hint="give either all or a comma-separated list of check names",
+        )
     dry_root = Path(tempfile.mkdtemp(prefix="kubeinit-dry-run.")) if dry_run else None
     run_root = dry_root or root
     ctx = InitContext(

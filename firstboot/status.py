@@ -1,7 +1,7 @@
 """`kubeinit status`: what first boot did, phase by phase, for an operator or a script.
 
 Reads only kubeinit's own records under the root: the state journal, the completion stamp, the
-failure marker and join.json. Every line passes through `firstboot.log.redact` with the saved
+failure marker and join.json. Every line passes through `kubeinit.redact` with the saved
 secrets registered first, so neither the bootstrap token nor the certificate key can be shown.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from firstboot.log import redact
+from kubeinit.redact import redact_keys
 from firstboot.phase import Phase
 from firstboot.selection import leaves
 from firstboot.state import State, done_stamp, failed_marker
@@ -125,5 +125,6 @@ def show(root: Path, tree: Sequence[Phase], *, as_json: bool) -> bool:
     _register_saved_secrets(root)
     s = collect(root, tree)
     text = json.dumps(s, indent=2) if as_json else render_text(s)
-    print(redact(text))
+    # redact_keys: a certificate key copied into an old journal's error text is masked too
+    print(redact_keys(text))
     return bool(s["complete"])

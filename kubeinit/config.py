@@ -23,7 +23,7 @@ import yaml
 
 from kubeinit import schema
 from kubeinit.errors import InvalidInput
-from kubeinit.redact import register_secrets
+from kubeinit.redact import redact_keys, register_secrets
 from kubeinit.schema import key
 from kubeinit.versions import DEFAULT_IMAGE_REPOSITORY, Release, parse_version, release_for
 
@@ -396,7 +396,11 @@ def parse_config(text: str, *, source: str = "<config>") -> Config:
         return _parse_config(text, source)
     except InvalidInput as e:
         # keys and values from the file may hold line breaks or control characters
-        raise InvalidInput(_printable(e.message), hint=_printable(e.hint or GENERIC_HINT)) from None
+        # and a certificate key pasted into the wrong field is still a certificate key
+        raise InvalidInput(
+            _printable(redact_keys(e.message)),
+            hint=_printable(redact_keys(e.hint or GENERIC_HINT)),
+        ) from None
 
 
 def _printable(text: str) -> str:
@@ -747,6 +751,18 @@ def _validate(
             f"{where}: nodeRegistration.imagePullSerial: false is not supported: kubeinit"
             " imports the image's preloaded archives one at a time and never pulls",
             hint="remove imagePullSerial (true, the default, is what kubeinit does)",
+        )
+    # Refused here, when the configuration is read, and not first when the control-plane
+    # phase renders (kubeinit.manifests checks again): nothing may be written before.
+    if init.patches is not None and init.patches.directory:
+        raise InvalidInput(
+            f"{where}: patches.directory: kubeadm patches are not supported by kubeinit",
+            hint="put the change into extraArgs, extraVolumes or extraEnvs instead",
+        )
+    if cluster.feature_gates.get("RootlessControlPlane"):
+        raise InvalidInput(
+            f"{where}: featureGates: RootlessControlPlane is not supported by kubeinit",
+            hint="remove the gate; kubeadm's alpha rootless mode creates users at init time",
         )
     for gate in cluster.feature_gates:
         known = release.major_minor.feature_gates

@@ -138,7 +138,7 @@ def load_profile(root: Path) -> Profile:
         raise StateUnreadable(f"{path}: cannot read the kubeinit profile: {e}", hint=hint) from None
     try:
         data = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise StateUnreadable(f"{path}: the kubeinit profile is not JSON: {e}", hint=hint) from None
     if not isinstance(data, dict):
         raise StateUnreadable(f"{path}: the kubeinit profile is not a JSON object", hint=hint)

@@ -719,16 +719,15 @@ def test_text_is_kubeadms_json_to_yaml(tmp_path: Path) -> None:
 def test_unsupported_kubeadm_features_are_refused(
     tmp_path: Path, config_body: str, message: str
 ) -> None:
-    config = _config(config_body)
+    """Refused when the configuration is read (before any phase writes), naming the field."""
     with pytest.raises(InvalidInput, match=message):
-        manifests.render_static_pods(config, _ident(config), tmp_path, {})
+        _config(config_body)
 
 
 def test_patches_are_refused(tmp_path: Path) -> None:
-    config = parse_config(
-        CLUSTER_HEAD.format(address="192.0.2.10", version="v1.37.2").replace(
-            "  name: cp1\n", "  name: cp1\npatches:\n  directory: /etc/kubeinit/patches\n"
-        )
-    )
     with pytest.raises(InvalidInput, match="patches"):
-        manifests.render_static_pods(config, _ident(config), tmp_path, {})
+        parse_config(
+            CLUSTER_HEAD.format(address="192.0.2.10", version="v1.37.2").replace(
+                "  name: cp1\n", "  name: cp1\npatches:\n  directory: /etc/kubeinit/patches\n"
+            )
+        )
