@@ -287,7 +287,8 @@ def _cmdline(p: Path) -> bytes:
 def test_a_store_written_into_a_disk_image_keeps_whiteouts_and_xattrs(
         made: cs.Store, tmp_path: Path, tool: Callable[[str], str]) -> None:
     """--image: libguestfs tar_in, read back independently with debugfs (no libguestfs)."""
-    from builder.guest import import_guestfs
+    from builder.accel import Accel
+    from builder.guest import LAUNCH_TIMEOUT, bounded_launch, import_guestfs
     from builder.target import GuestTarget
     guestfs = import_guestfs()
     disk = tmp_path / "disk.raw"
@@ -297,7 +298,7 @@ def test_a_store_written_into_a_disk_image_keeps_whiteouts_and_xattrs(
     g.set_backend("direct")
     g.set_backend_settings(["force_tcg"])  # KVM is unreliable on the test machines
     g.add_drive_opts(str(disk), format="raw", readonly=False)
-    g.launch()
+    bounded_launch(g, LAUNCH_TIMEOUT[Accel.TCG])  # never a wait without a bound
     try:
         g.mkfs("ext4", "/dev/sda")
         g.mount("/dev/sda", "/")
