@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from firstboot.log import current_phase, redact
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.errors import PhaseFailed
 
 RETRY_INTERVAL = 0.5  # constants.KubernetesAPICallRetryInterval
@@ -118,7 +118,7 @@ def load_kubeconfig(path: Path, root: Path) -> Credentials:
     """The current context's cluster and user of a kubeconfig (data or node paths under root).
     Errors never quote file contents."""
     try:
-        cfg = yaml.safe_load(path.read_text())
+        cfg = yaml.safe_load(hostfs.read_text(path))
         ctx_name = cfg["current-context"]
         ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
@@ -133,7 +133,7 @@ def load_kubeconfig(path: Path, root: Path) -> Credentials:
         if holder.get(data_key):
             return base64.b64decode(holder[data_key])
         if holder.get(file_key):
-            return paths.under(root, holder[file_key]).read_bytes()
+            return hostfs.read_bytes(paths.under(root, holder[file_key]))
         return None
 
     ca = blob("certificate-authority-data", "certificate-authority", cluster)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from firstboot.log import register_secret
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.api.tokens import Token, parse_rfc3339, rfc3339
 from kubeinit.errors import StateUnreadable
 from kubeinit.fs import write_file
@@ -29,7 +29,7 @@ def _read(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(hostfs.read_text(path))
         if data.get("schema") != SCHEMA:
             raise ValueError(f"schema {data.get('schema')!r} is not {SCHEMA}")
         return dict(data)

@@ -15,7 +15,7 @@ import json
 from firstboot.context import InitContext
 from firstboot.credentials import save_tokens
 from firstboot.log import Reporter, register_secret
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.api.tokens import parse_rfc3339, rfc3339, token_secret, tokens_from_config
 from kubeinit.errors import PhaseFailed
 
@@ -45,7 +45,7 @@ def show(ctx: InitContext, *, control_plane: bool) -> str:
     """The saved command, or an error saying how to get a valid one."""
     info_file = ctx.path(paths.JOIN_INFO)
     try:
-        info = json.loads(info_file.read_text())
+        info = json.loads(hostfs.read_text(info_file))
     except FileNotFoundError:
         raise PhaseFailed(
             f"{info_file} does not exist: first boot has not written the join commands yet",
@@ -76,7 +76,7 @@ def show(ctx: InitContext, *, control_plane: bool) -> str:
             )
     f = ctx.path(paths.JOIN_COMMAND_CONTROL_PLANE if control_plane else paths.JOIN_COMMAND)
     try:
-        lines = f.read_text().splitlines()
+        lines = hostfs.read_text(f).splitlines()
     except OSError as e:
         raise PhaseFailed(f"{f}: {e.strerror}", hint="kubeinit join-command --refresh") from None
     body = "\n".join(line for line in lines if not line.startswith("#"))

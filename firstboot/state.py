@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.errors import StateUnreadable
 from kubeinit.fs import write_file
 
@@ -117,7 +118,7 @@ class State:
             " CAs are reused)"
         )
         try:
-            with st.file.open("rb") as f:
+            with os.fdopen(hostfs.open_file(st.file), "rb") as f:  # no link followed (§16)
                 raw = f.read(MAX_STATE_BYTES + 1)
             if len(raw) > MAX_STATE_BYTES:
                 raise ValueError(f"larger than {MAX_STATE_BYTES // 2**20} MiB")

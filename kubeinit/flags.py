@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.config import Arg, Config, arg_value
 from kubeinit.identity import Identity
 
@@ -149,7 +149,7 @@ def using_external_ca(root: Path, cert_dir: str) -> bool:
     from cryptography import x509
 
     try:
-        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        cert = x509.load_pem_x509_certificate(hostfs.read_bytes(crt))
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except (ValueError, OSError, x509.ExtensionNotFound):
         return False

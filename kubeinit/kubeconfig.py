@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from cryptography import x509
 
-from kubeinit import goyaml, paths
+from kubeinit import goyaml, hostfs, paths
 from kubeinit.config import Config, join_host_port, split_host_port
 from kubeinit.errors import PhaseFailed
 from kubeinit.identity import Identity
@@ -158,7 +158,7 @@ def check_existing(
     `expected_cas`. Returns a warning ('' if none) when only the server URL differs; raises
     PhaseFailed otherwise. The client credentials are not checked (neither does kubeadm)."""
     try:
-        doc = yaml.safe_load(path.read_bytes())
+        doc = yaml.safe_load(hostfs.read_bytes(path))
         if not isinstance(doc, dict):
             raise ValueError("not a mapping")
         contexts = _named(doc, "contexts", "context")
@@ -187,7 +187,7 @@ def check_existing(
             str(cluster.get("certificate-authority-data") or ""), validate=True
         ).strip()
         if not ca_data and cluster.get("certificate-authority"):
-            ca_data = paths.under(root, str(cluster["certificate-authority"])).read_bytes()
+            ca_data = hostfs.read_bytes(paths.under(root, str(cluster["certificate-authority"])))
         current_ca = x509.load_pem_x509_certificates(ca_data)[0]
     except (ValueError, OSError):
         raise PhaseFailed(

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kubeinit import hostfs
 from kubeinit.config import Config, EncryptionAlgorithm, is_dns1123_subdomain
 from kubeinit.errors import PhaseFailed
 from kubeinit.identity import Identity
@@ -477,7 +478,7 @@ def is_ca(cert: x509.Certificate) -> bool:
 def load_certs(path: Path) -> list[x509.Certificate]:
     """certutil.CertsFromFile: every CERTIFICATE block; the first is the certificate itself."""
     try:
-        data = path.read_bytes()
+        data = hostfs.read_bytes(path)
     except OSError as e:
         raise PhaseFailed(f"cannot read {path}: {e.strerror}") from None
     try:
@@ -496,7 +497,7 @@ def load_cert(path: Path) -> x509.Certificate:
 def load_key(path: Path) -> PrivateKey:
     """keyutil.PrivateKeyFromFile restricted to RSA and ECDSA (TryLoadKeyFromDisk)."""
     try:
-        data = path.read_bytes()
+        data = hostfs.read_bytes(path)
     except OSError as e:
         raise PhaseFailed(f"cannot read {path}: {e.strerror}") from None
     try:
@@ -546,7 +547,7 @@ def _signs_consistently(key: PrivateKey) -> bool:
 
 def load_public_key(path: Path) -> PublicKey:
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        key = serialization.load_pem_public_key(hostfs.read_bytes(path))
     except OSError as e:
         raise PhaseFailed(f"cannot read {path}: {e.strerror}") from None
     except (ValueError, TypeError):

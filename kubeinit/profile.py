@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeinit import paths, schema
+from kubeinit import hostfs, paths, schema
 from kubeinit.errors import StateUnreadable
 from kubeinit.identity import Identity
 from kubeinit.preflight import Profile as PreflightProfile
@@ -129,7 +129,7 @@ def load_profile(root: Path) -> Profile:
     path = paths.under(root, paths.PROFILE)
     hint = "rebuild the image with the kubeinit-build that matches this kubeinit"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = hostfs.read_bytes(path).decode("utf-8")
     except FileNotFoundError:
         raise StateUnreadable(
             f"{path}: no kubeinit profile in this image", hint="build the image with kubeinit-build"

@@ -18,7 +18,7 @@ import yaml
 from firstboot.context import InitContext
 from firstboot.credentials import expired, load_tokens, save_tokens
 from firstboot.phase import Phase
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.api import tokens as objects
 from kubeinit.errors import PhaseFailed
 
@@ -28,7 +28,7 @@ def admin_cluster(ctx: InitContext) -> dict[str, Any]:
     certificate-authority file inlined (clientcmdapi.FlattenConfig)."""
     f = ctx.path(paths.ADMIN_CONF)
     try:
-        cfg = yaml.safe_load(f.read_text())
+        cfg = yaml.safe_load(hostfs.read_text(f))
         ctx_name = cfg["current-context"]
         context = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
         cluster = dict(
@@ -40,7 +40,7 @@ def admin_cluster(ctx: InitContext) -> dict[str, Any]:
             hint="rerun `kubeinit init phase kubeconfig admin`",
         ) from None
     if "certificate-authority" in cluster and "certificate-authority-data" not in cluster:
-        ca = ctx.path(cluster.pop("certificate-authority")).read_bytes()
+        ca = hostfs.read_bytes(ctx.path(cluster.pop("certificate-authority")))
         cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
     return cluster
 

@@ -18,7 +18,7 @@ import yaml
 
 from firstboot.context import InitContext
 from firstboot.phase import Phase
-from kubeinit import goyaml, paths
+from kubeinit import goyaml, hostfs, paths
 from kubeinit.config import arg_value
 from kubeinit.errors import PhaseFailed
 from kubeinit.fs import write_file
@@ -65,7 +65,7 @@ def run_enable_client_cert_rotation(ctx: InitContext) -> None:
         return
     conf = ctx.path(paths.KUBELET_CONF)
     try:
-        text = conf.read_text()
+        text = hostfs.read_text(conf)
     except OSError as e:
         raise PhaseFailed(f"could not load {paths.KUBELET_CONF}: {e.strerror}") from None
     write_file(conf, rotatable_kubeconfig(text, str(pem), str(paths.KUBELET_CONF)), 0o600)

@@ -19,7 +19,7 @@ import yaml
 from firstboot.context import InitContext
 from firstboot.credentials import load_tokens, load_uploaded
 from firstboot.phase import Phase
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.api.join import JoinInfo, control_plane_script, worker_script
 from kubeinit.api.tokens import ca_cert_hash, rfc3339
 from kubeinit.errors import PhaseFailed
@@ -36,13 +36,13 @@ def join_info(ctx: InitContext) -> JoinInfo:
     uploaded = load_uploaded(ctx.root)
     f = ctx.path(paths.ADMIN_CONF)
     try:
-        cfg = yaml.safe_load(f.read_text())
+        cfg = yaml.safe_load(hostfs.read_text(f))
         context = next(c["context"] for c in cfg["contexts"] if c["name"] == cfg["current-context"])
         cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == context["cluster"])
         if "certificate-authority-data" in cluster:
             ca = base64.b64decode(cluster["certificate-authority-data"])
         else:
-            ca = ctx.path(cluster["certificate-authority"]).read_bytes()
+            ca = hostfs.read_bytes(ctx.path(cluster["certificate-authority"]))
     except (OSError, yaml.YAMLError, KeyError, TypeError, StopIteration) as e:
         raise PhaseFailed(f"{f}: not a usable kubeconfig ({type(e).__name__})") from None
     hashes = tuple(ca_cert_hash(block) for block in _pem_blocks(ca))

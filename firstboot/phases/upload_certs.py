@@ -20,6 +20,7 @@ from firstboot.context import InitContext
 from firstboot.credentials import UploadedCerts, expired, load_uploaded, save_uploaded
 from firstboot.log import register_secret
 from firstboot.phase import Phase
+from kubeinit import hostfs
 from kubeinit.api import NS_SYSTEM
 from kubeinit.api import certs_secret as objects
 from kubeinit.api.tokens import SECRET_TYPE, Token, generate_certificate_key, rfc3339, token_secret
@@ -93,7 +94,7 @@ def upload(ctx: InitContext, *, refresh: bool = False) -> UploadedCerts:
 
     def read(path: PurePosixPath) -> bytes | None:
         try:
-            return ctx.path(path).read_bytes()
+            return hostfs.read_bytes(ctx.path(path))
         except FileNotFoundError:
             return None
 

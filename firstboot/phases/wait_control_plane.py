@@ -26,7 +26,7 @@ from typing import Any
 
 from firstboot.context import InitContext
 from firstboot.phase import Phase
-from kubeinit import paths
+from kubeinit import hostfs, paths
 from kubeinit.config import join_host_port
 from kubeinit.errors import PhaseFailed
 from kubeinit.schema import format_duration
@@ -106,7 +106,7 @@ def read_manifests(ctx: InitContext) -> dict[str, Mapping[str, Any] | None]:
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         f = ctx.path(paths.MANIFESTS_DIR / f"{name}.yaml")
         try:
-            pods[name] = yaml.safe_load(f.read_text())
+            pods[name] = yaml.safe_load(hostfs.read_text(f))
         except FileNotFoundError:
             pods[name] = None
         except (OSError, yaml.YAMLError) as e:
