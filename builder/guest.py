@@ -7,8 +7,9 @@ wins.
 
 The launch is bounded. libguestfs itself waits up to 20 minutes for its appliance, and under a
 KVM that runs toy guests but not kernels its vCPU spins at 100% all that time (issue 11). So a
-watchdog thread kills the appliance's QEMU after LAUNCH_TIMEOUT seconds, which makes `launch()`
-return with an error. Under a probed KVM, a launch that hangs or fails is retried once under TCG
+watchdog thread kills the appliance's QEMU LAUNCH_TIMEOUT seconds after it started (supermin,
+which builds the appliance first, gets SUPERMIN_TIMEOUT), which makes `launch()` return with an
+error. Under a probed KVM, a launch that hangs or fails is retried once under TCG
 and KVM is remembered as unusable for this boot; under TCG (or an accelerator forced with
 KUBEINIT_ACCEL) it is one clear error naming the appliance and the way to force TCG.
 """
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from kubeinit.errors import InvalidInput, PhaseFailed, StateUnreadable
 # Seconds the appliance may take to answer. Under KVM it answers in a few seconds; under TCG it
 # took 27 s on an idle 2-core machine and over 2 minutes on a busy one.
 LAUNCH_TIMEOUT: Mapping[Accel, float] = {Accel.KVM: 120.0, Accel.TCG: 900.0}
+# Building the appliance before QEMU starts (supermin, once per boot or package change).
+SUPERMIN_TIMEOUT = 600.0
 
 # Debian ships the bindings for its own python3 only (python3-guestfs).
 _DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"
@@ -186,21 +190,31 @@ def launch(
 
 
 def bounded_launch(g: Any, timeout: float) -> None:
-    """`g.launch()`, but its QEMU is killed after `timeout` seconds (LaunchHung). QEMU processes
+    """`g.launch()`, but its QEMU is killed `timeout` seconds after it started (LaunchHung).
+    The clock starts with QEMU, not with the launch: building the appliance (supermin, first
+    launch of a boot) takes its own time, bounded separately by SUPERMIN_TIMEOUT. QEMU processes
     of ours that existed before (a test's VM) are left alone."""
     before = _qemu_children()
     done = threading.Event()
     fired = threading.Event()
 
     def watchdog() -> None:
-        if done.wait(timeout):
-            return
-        fired.set()
-        while not done.is_set():  # QEMU may not be started yet (supermin still building)
-            for pid in _qemu_children() - before:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            done.wait(0.5)
+        start = time.monotonic()
+        qemu_since: float | None = None
+        while not done.wait(0.2):
+            qemus = _qemu_children() - before
+            now = time.monotonic()
+            if qemus and qemu_since is None:
+                qemu_since = now
+            if not fired.is_set() and (
+                (qemu_since is not None and now - qemu_since > timeout)
+                or now - start > SUPERMIN_TIMEOUT + timeout
+            ):
+                fired.set()
+            if fired.is_set():  # kill until launch() returns (QEMU may not have started yet)
+                for pid in qemus | (_children(("supermin",)) - before):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
 
     t = threading.Thread(target=watchdog, name="appliance-watchdog", daemon=True)
     t.start()
@@ -219,6 +233,11 @@ def bounded_launch(g: Any, timeout: float) -> None:
 
 def _qemu_children() -> set[int]:
     """PIDs of this process's children that run QEMU (libguestfs' direct backend forks it)."""
+    return _children(("qemu-system",))
+
+
+def _children(programs: tuple[str, ...]) -> set[int]:
+    """PIDs of this process's children whose executable's name starts with one of `programs`."""
     me = os.getpid()
     out = set()
     for d in Path("/proc").iterdir():
@@ -227,7 +246,7 @@ def _qemu_children() -> set[int]:
         try:
             fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
             if int(fields[1]) == me and os.readlink(d / "exe").rsplit("/", 1)[-1].startswith(
-                "qemu-system"
+                programs
             ):
                 out.add(int(d.name))
         except (OSError, IndexError, ValueError):
