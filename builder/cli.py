@@ -142,6 +142,12 @@ def _run(args: argparse.Namespace) -> int:
     config, text = load_build_config(args.config, args.kubernetes_version)
     for w in config.warnings:
         print(f"{PROG}: warning: {w}", file=sys.stderr)
+    if config.init.dry_run:
+        print(
+            f"{PROG}: warning: {config.source}: dryRun: true: first boot of this image will only"
+            " dry-run (as `kubeinit init --dry-run`: nothing is written on the node)",
+            file=sys.stderr,
+        )
     ctx = BuildContext(
         config=config,
         config_text=text,

@@ -211,7 +211,7 @@ class BootstrapToken:
     token: str = field(default="", repr=False)  # a secret: never in repr, logs or errors
     description: str = ""
     ttl: datetime.timedelta | None = None
-    expires: str = ""
+    expires: str | None = None  # metav1.Time; "" is not absent (kubeadm refuses it)
     usages: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
 
@@ -670,7 +670,7 @@ def _validate(
                     f"{where}: {p}.groups: {g!r} is not a bootstrap group",
                     hint="groups must match system:bootstrappers:[a-z0-9:-]*",
                 )
-        if t.expires:
+        if t.expires is not None:
             # metav1.Time: time.Parse(time.RFC3339, ...) when the document is decoded
             if parse_rfc3339(t.expires) is None:
                 raise InvalidInput(
@@ -832,7 +832,7 @@ def _validate_node_dir(path: str, where: str, fld: str, example: str) -> None:
     if ".." in path.split("/"):
         raise InvalidInput(
             f"{where}: {fld}: {path!r} contains '..'",
-            hint=f"give the directory without '..', e.g. {example}",
+            hint=f"give the path without '..', e.g. {example}",
         )
     if "\0" in path:
         raise InvalidInput(f"{where}: {fld}: {path!r} contains a NUL byte", hint=f"e.g. {example}")
@@ -908,6 +908,15 @@ def _validate_etcd(etcd: Etcd, where: str) -> None:
             raise InvalidInput(
                 f"{where}: etcd.external.endpoints: at least one endpoint is required"
             )
+        for fld, path in (
+            ("caFile", ext.ca_file),
+            ("certFile", ext.cert_file),
+            ("keyFile", ext.key_file),
+        ):
+            if path:  # kubeadm: ValidateAbsolutePath when set; kubeinit reads them under root
+                _validate_node_dir(
+                    path, where, f"etcd.external.{fld}", "/etc/kubernetes/pki/etcd/ca.crt"
+                )
         if bool(ext.cert_file) != bool(ext.key_file):
             raise InvalidInput(f"{where}: etcd.external: set both certFile and keyFile, or neither")
         if ext.cert_file and not ext.ca_file:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from kubeinit.config import (
     DEFAULT_CRI_SOCKET,
+    MAX_CONFIG_BYTES,
     EncryptionAlgorithm,
     PullPolicy,
     load_config,
@@ -663,3 +665,284 @@ def test_cli_never_writes_or_tracebacks_on_mutated_configs(
         assert len([ln for ln in res.stderr.splitlines() if ln.startswith("kubeinit: error:")]) == 1
     else:
         assert res.returncode in (ExitCode.OK, ExitCode.PHASE_FAILED), res.stderr
+
+
+# --- issue 9: strict input, no silent ignores ---------------------------------------------------
+
+GOOD_TOKEN = "abcdef.0123456789abcdef"
+ALIAS_BOMB = (
+    "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+    + "".join(
+        f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+)
+
+
+def test_alias_bomb_is_refused_at_parse_time() -> None:
+    """Finding 6: a few hundred bytes of aliases (9 levels of 9: 9^9 strings; the issue's was
+    553 bytes) passed parsing and hung the addon render."""
+    t0 = time.monotonic()
+    with pytest.raises(InvalidInput) as e:
+        parse_config(ALIAS_BOMB, source=SOURCE)
+    assert time.monotonic() - t0 < 1
+    assert e.value.message == f"{SOURCE}: line 4: YAML aliases (*a) are not accepted"
+    _one_line(e.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CLUSTER + "x: &x {a: 1}\nnetworking: *x\n",
+        CLUSTER + "base: &b {serviceSubnet: 10.96.0.0/12}\nnetworking:\n  <<: *b\n",
+    ],
+    ids=["alias", "merge-key"],
+)
+def test_every_alias_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput, match="YAML aliases"):
+        parse_config(text, source=SOURCE)
+
+
+def test_an_anchor_without_alias_is_fine() -> None:
+    config = parse_config(CLUSTER + "networking: &n\n  podSubnet: 10.244.0.0/16\n")
+    assert config.cluster.networking.pod_subnet == "10.244.0.0/16"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 200_000 + "]" * 200_000, "a:\n" + "".join("  " * i + "b:\n" for i in range(1, 200))],
+    ids=["flow-200k", "block-200"],
+)
+def test_deep_nesting_is_one_error_line(text: str) -> None:
+    """Finding 8: 200k-level nesting gave a RecursionError traceback."""
+    with pytest.raises(InvalidInput) as e:
+        parse_config(text, source=SOURCE)
+    _one_line(e.value)
+    assert "nest" in e.value.message
+
+
+def test_a_200mb_config_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """Finding 6: a 200 MB config was accepted (56 s, 433 MB). Sparse: nothing is written."""
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(200 * 2**20)
+    t0 = time.monotonic()
+    with pytest.raises(InvalidInput) as e:
+        load_config(big)
+    assert time.monotonic() - t0 < 1
+    assert e.value.message == f"{big}: the configuration is larger than 1024 KiB"
+
+
+def test_a_config_of_exactly_the_limit_is_read(tmp_path: Path) -> None:
+    text = CLUSTER + "#" * (MAX_CONFIG_BYTES - len(CLUSTER) - 1) + "\n"
+    assert len(text.encode()) == MAX_CONFIG_BYTES
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    assert load_config(f).release.version == "v1.37.2"
+    f.write_text(text + "\n")
+    with pytest.raises(InvalidInput, match="larger than"):
+        load_config(f)
+
+
+@pytest.mark.parametrize(
+    ("extra", "fld"),
+    [
+        ({"certificateValidityPeriod": "99999999999999h"}, "certificateValidityPeriod"),
+        (
+            {"caCertificateValidityPeriod": "2562047h47m16.854775808s"},
+            "caCertificateValidityPeriod",
+        ),
+    ],
+    ids=["cert-validity", "ca-validity-one-ns-over"],
+)
+def test_duration_overflow_is_invalid_input(extra: dict[str, Any], fld: str) -> None:
+    """Finding 8: certificateValidityPeriod 99999999999999h gave an OverflowError traceback.
+    Go's ParseDuration refuses anything over 2562047h47m16.854775807s."""
+    with pytest.raises(InvalidInput) as e:
+        parse_config(_docs(cluster_extra=extra), source=SOURCE)
+    _one_line(e.value)
+    assert e.value.message.startswith(f"{SOURCE}: {fld}: ")
+    assert "longest duration" in e.value.message
+
+
+def test_the_longest_go_duration_is_accepted() -> None:
+    config = parse_config(_docs(cluster_extra={"certificateValidityPeriod": "2562047h47m16s"}))
+    assert config.cluster.certificate_validity_period == datetime.timedelta(
+        hours=2562047, minutes=47, seconds=16
+    )
+    timeouts = parse_config(_docs(init_extra={"timeouts": {"kubernetesAPICall": "2562047h"}}))
+    assert timeouts.init.timeouts.kubernetes_api_call.total_seconds() == 2562047 * 3600
+
+
+@pytest.mark.parametrize(
+    ("extra", "fld"),
+    [
+        ({"certificatesDir": "/etc/kubernetes/../../root"}, "certificatesDir"),
+        ({"certificatesDir": "/../pki"}, "certificatesDir"),
+        ({"etcd": {"local": {"dataDir": "/var/lib/etcd/.."}}}, "etcd.local.dataDir"),
+        (
+            {"etcd": {"external": {"endpoints": ["https://e:2379"], "caFile": "/a/../../ca"}}},
+            "etcd.external.caFile",
+        ),
+    ],
+    ids=["cert-dir-climbs", "cert-dir-above-root", "data-dir-trailing", "external-ca-file"],
+)
+def test_dotdot_in_node_dirs_is_invalid_input(extra: dict[str, Any], fld: str) -> None:
+    """Finding 8: `..` in certificatesDir/dataDir gave "internal error" (exit 1)."""
+    with pytest.raises(InvalidInput) as e:
+        parse_config(_docs(cluster_extra=extra), source=SOURCE)
+    _one_line(e.value)
+    assert e.value.message.startswith(f"{SOURCE}: {fld}: ") and "'..'" in e.value.message
+
+
+def test_image_pull_serial_false_is_refused_true_accepted() -> None:
+    """Finding 7: imagePullSerial was accepted and silently not applied."""
+    with pytest.raises(InvalidInput) as e:
+        parse_config(
+            _docs(init_extra={"nodeRegistration": {"imagePullSerial": False}}), source=SOURCE
+        )
+    assert "nodeRegistration.imagePullSerial" in e.value.message
+    config = parse_config(_docs(init_extra={"nodeRegistration": {"imagePullSerial": True}}))
+    assert config.init.node_registration.image_pull_serial is True
+
+
+def test_timestamps_stay_strings_as_in_yaml_v2() -> None:
+    """sigs.k8s.io/yaml reads an unquoted timestamp into interface{} as a string; PyYAML
+    would make a datetime and str() it differently."""
+    config = parse_config(
+        _docs(init_extra={"bootstrapTokens": [{"description": "x"}]}).replace(
+            "description: x", "description: 2030-01-02T03:04:05Z"
+        )
+    )
+    assert config.init.bootstrap_tokens[0].description == "2030-01-02T03:04:05Z"
+
+
+# --- bootstrapTokens[].expires against kubeadm --------------------------------------------------
+
+EXPIRES = [
+    "next tuesday",
+    "2030-01-02T03:04:05Z",
+    "2030-01-02T3:04:05Z",
+    "2030-01-02t03:04:05z",
+    "2030-01-02T03:04:05.123456789+02:00",
+    "2030-01-02T03:04:05,5Z",
+    "2030-01-02 03:04:05Z",
+    "2030-01-02T03:04:05+0200",
+    "2030-1-02T03:04:05Z",
+    "2030-01-02T24:00:00Z",
+    "2030-02-30T03:04:05Z",
+    "2028-02-29T03:04:05Z",
+    "2030-01-02T03:04:05",
+    "12030-01-02T03:04:05Z",
+    "",
+]
+
+
+def _expires_verdict(message: str) -> str:
+    if "mutually exclusive" in message:
+        return "well-formed"
+    if "RFC 3339" in message or "parsing time" in message:
+        return "malformed"
+    return message
+
+
+@pytest.mark.parametrize("expires", EXPIRES[:1] + EXPIRES[2:3])
+def test_malformed_expires_is_refused_without_the_token(expires: str) -> None:
+    """Finding 4: a malformed expires ("next tuesday") made a token that never expires."""
+    with pytest.raises(InvalidInput) as e:
+        parse_config(
+            _docs(init_extra={"bootstrapTokens": [{"token": GOOD_TOKEN, "expires": expires}]}),
+            source=SOURCE,
+        )
+    _one_line(e.value)
+    assert GOOD_TOKEN.split(".")[1] not in e.value.message + e.value.hint
+    if expires == "next tuesday":
+        assert e.value.message == (
+            f"{SOURCE}: bootstrapTokens[0].expires: 'next tuesday' is not an RFC 3339 time"
+        )
+
+
+@pytest.mark.real
+def test_expires_is_judged_as_kubeadm_judges_it(k8s_bin: Path, tmp_path: Path) -> None:
+    """kubeadm parses expires with metav1.Time (time.Parse RFC 3339) and, since it defaults
+    ttl to 24h first, refuses every well-formed one as "mutually exclusive" with ttl: the oracle
+    for both verdicts."""
+    ours, theirs = {}, {}
+    for expires in EXPIRES:
+        text = _docs(init_extra={"bootstrapTokens": [{"token": GOOD_TOKEN, "expires": expires}]})
+        with pytest.raises(InvalidInput) as e:
+            parse_config(text, source=SOURCE)
+        ours[expires] = _expires_verdict(e.value.message)
+        f = tmp_path / "c.yaml"
+        f.write_text(text)
+        p = subprocess.run(
+            [str(k8s_bin / "kubeadm"), "config", "validate", "--config", str(f)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert p.returncode != 0, p.stdout
+        theirs[expires] = _expires_verdict(p.stderr)
+    assert ours == theirs
+
+
+# --- unknown KubeletConfiguration fields warn as kubeadm warns ---------------------------------
+
+KUBELET_UNKNOWN = """\
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+zeta: 1
+Alpha: 2
+maxpods: 3
+authentication:
+  bogus: true
+  webhook:
+    cacheTTLx: 1s
+tracing:
+  bogus2: 1
+shutdownGracePeriodByPodPriority:
+- priority: 1
+  extra: 2
+logging:
+  vmodule:
+  - filePattern: x
+    what: 1
+evictionHard:
+  custom: "1"
+"""
+
+
+def test_unknown_kubelet_fields_are_a_warning_not_silence() -> None:
+    """Finding 7: unknown KubeletConfiguration fields were dropped without kubeadm's
+    warning."""
+    config = parse_config(CLUSTER + "---\n" + KUBELET_UNKNOWN, source=SOURCE)
+    assert config.warnings == (
+        f'{SOURCE}: KubeletConfiguration: strict decoding error: unknown field "Alpha",'
+        ' unknown field "authentication.bogus", unknown field "authentication.webhook.cacheTTLx",'
+        ' unknown field "logging.vmodule[0].what", unknown field "maxpods", unknown field'
+        ' "shutdownGracePeriodByPodPriority[0].extra", unknown field "tracing.bogus2", unknown'
+        ' field "zeta" (ignored, as kubeadm ignores them)',
+    )
+    assert (
+        parse_config(CLUSTER + "---\n" + KUBELET_UNKNOWN.split("zeta", maxsplit=1)[0]).warnings
+        == ()
+    )
+
+
+@pytest.mark.real
+def test_unknown_kubelet_fields_match_kubeadms_warning(k8s_bin: Path, tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(CLUSTER + "---\n" + KUBELET_UNKNOWN)
+    p = subprocess.run(
+        [str(k8s_bin / "kubeadm"), "config", "images", "list", "--config", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    theirs = re.search(r'Kind:"KubeletConfiguration"\}: (strict decoding error: .*)', p.stderr)
+    assert theirs, p.stderr
+    (ours,) = load_config(f).warnings
+    assert theirs.group(1) in ours
