@@ -226,6 +226,8 @@ def _init(args: argparse.Namespace, debug: bool) -> int:
     target = _phase_target(args.phase_words)
     skip = [s for s in args.skip_phases.split(",") if s.strip()]
     root: Path = args.root
+    if root.exists() and not root.is_dir():
+        raise InvalidInput(f"--root {root}: not a directory", hint="give the node's root directory")
     boot = load_boot_config(root, args.config)
     config = boot.config
     skip += list(config.init.skip_phases)

@@ -126,8 +126,12 @@ def _read_credentials(directory: Path | None) -> dict[str, tuple[str, str]]:
             out[key] = (f.read_text().strip(), f"systemd credential {f}")
         except FileNotFoundError:
             continue
-        except OSError as e:
-            raise InvalidInput(f"systemd credential {f}: cannot read: {e.strerror}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+            raise InvalidInput(
+                f"systemd credential {f}: cannot read: {why}",
+                hint="give the credential as a UTF-8 text file",
+            ) from None
     return out
 
 
@@ -159,9 +163,11 @@ def boot_overrides(
             text = cmdline.read_text()
         except FileNotFoundError:
             text = ""
-        except OSError as e:
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
             raise InvalidInput(
-                f"{cmdline}: cannot read the kernel command line: {e.strerror}"
+                f"{cmdline}: cannot read the kernel command line: {why}",
+                hint="--kernel-cmdline takes a text file like /proc/cmdline",
             ) from None
         for key, value in kernel_cmdline_values(text).items():
             found[key] = (value, f"kernel command line ({cmdline})")

@@ -358,6 +358,26 @@ CASES: tuple[Case, ...] = (
         "'all' with named checks", "kubeinit", [*init_argv("--ignore-preflight-errors", "all,Swap")]
     ),
     _argv("bad --advertise-address", "kubeinit", [*init_argv("--advertise-address", "not-an-ip")]),
+    Case(
+        "argv",
+        "--kernel-cmdline of binary junk",
+        "kubeinit",
+        tuple(init_argv("--kernel-cmdline", "junk")),
+        {"junk": b"\xac\xff\x00"},
+    ),
+    Case(
+        "argv",
+        "--kernel-cmdline a directory",
+        "kubeinit",
+        tuple(init_argv("--kernel-cmdline", "root")),
+    ),
+    Case(
+        "argv",
+        "--root a regular file",
+        "kubeinit",
+        ("init", "--root", "junk", "--dry-run", "--skip-phases", _phase_names()),
+        {"junk": "x"},
+    ),
     _argv("no --image or --root", "kubeinit-build", []),
     _argv("both --image and --root", "kubeinit-build", ["--image", "a", "--root", "b"]),
     _argv("--output with --root", "kubeinit-build", ["--root", "root", "--output", "x"]),
@@ -472,9 +492,9 @@ def render_doc(results: Sequence[tuple[Case, Outcome]], nonroot: Outcome) -> str
                 if group in ("config", "state", "profile")
                 else " ".join([case.prog, *case.argv])
             )
-            cmd = redact_keys(cmd)  # the seeded secrets are not shown even here
-            if len(cmd) > 70:
-                cmd = cmd[:67] + "..."
+            cmd = redact_keys(cmd).replace(_phase_names(), "<all>")  # no seeded secret here
+            if len(cmd) > 110:
+                cmd = cmd[:107] + "..."
             text = "<br>".join(_cell(line) for line in error_lines(o))
             out.append(f"| {_cell(case.name)} | `{_cell(cmd)}` | {o.code} | {text} |")
         if group == "state":
