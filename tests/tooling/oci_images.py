@@ -269,6 +269,13 @@ def pause_source(version: str) -> Path:
                              check=False).stdout.strip()
     modcache = Path(env) if env else Path.home() / "go" / "pkg" / "mod"
     src = modcache / f"k8s.io/kubernetes@{version}" / "build" / "pause"
+    if not (src / "linux" / "pause.c").is_file() and shutil.which("go"):
+        # hack/k8s-binaries downloads it when it builds; with its binaries already cached (a
+        # fresh machine given a binaries cache) nothing did: fetch the module from the proxy
+        got = subprocess.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"],
+                             capture_output=True, text=True, check=False, timeout=1800)
+        if got.returncode == 0 and json.loads(got.stdout).get("Dir"):
+            src = Path(json.loads(got.stdout)["Dir"]) / "build" / "pause"
     if not (src / "linux" / "pause.c").is_file():
         raise Failure(f"{src}/linux/pause.c is missing",
                       hint=f"go mod download k8s.io/kubernetes@{version} (hack/k8s-binaries does)")
