@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.badinput import (
@@ -65,6 +66,12 @@ def _clean_root(workdir: Path) -> None:
 
 
 def _assert_contract(o: Outcome, what: str, *, debug: bool = False) -> None:
+    # --hypothesis-show-statistics: how far the examples got (exit code, error kind)
+    first = next((ln for ln in o.stderr.splitlines() if ": error: " in ln), "")
+    event(
+        f"exit {o.code}: "
+        + (re.sub(r"[^a-zA-Z ]", "", first.split(":")[-1])[:30] if o.code else "ok")
+    )
     bad = contract_violations(o)
     if debug:  # --debug adds the traceback (masked: the secrets check still holds)
         bad = [b for b in bad if b != "a traceback"]
@@ -230,6 +237,75 @@ def documents(draw: st.DrawFn) -> list[Any]:
     return docs
 
 
+RICH = [
+    {
+        "apiVersion": "kubeadm.k8s.io/v1beta4",
+        "kind": "InitConfiguration",
+        "bootstrapTokens": [{"token": TOKEN, "ttl": "24h0m0s", "usages": ["signing"]}],
+        "certificateKey": CERT_KEY,
+        "localAPIEndpoint": {"advertiseAddress": "192.0.2.10", "bindPort": 6443},
+        "nodeRegistration": {"name": "cp1", "criSocket": "unix:///run/c.sock", "taints": []},
+        "timeouts": {"kubernetesAPICall": "1m0s"},
+    },
+    {
+        "apiVersion": "kubeadm.k8s.io/v1beta4",
+        "kind": "ClusterConfiguration",
+        "kubernetesVersion": "v1.37.2",
+        "networking": {"podSubnet": "10.244.0.0/16", "serviceSubnet": "10.96.0.0/12"},
+        "etcd": {"local": {"dataDir": "/var/lib/etcd", "extraArgs": [{"name": "a", "value": "b"}]}},
+        "apiServer": {"certSANs": ["api.example.com"], "extraEnvs": [{"name": "A", "value": "1"}]},
+        "controlPlaneEndpoint": "api.example.com:6443",
+        "certificateValidityPeriod": "8760h0m0s",
+    },
+    {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "maxPods": 110,
+        "authentication": {"webhook": {"cacheTTL": "2m0s"}},
+        "logging": {"vmodule": [{"filePattern": "x", "verbosity": 2}]},
+    },
+    {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+    },
+]
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+@st.composite
+def mutated_rich(draw: st.DrawFn) -> list[Any]:
+    """A rich valid configuration with 1-3 places (deep ones included) set to garbage, a key
+    added, or a key dropped: examples that get past the document checks into validation."""
+    import copy
+
+    docs = copy.deepcopy(RICH)
+    for _ in range(draw(st.integers(1, 3))):
+        paths = [p for p in _paths(docs) if len(p) >= 2]
+        path = draw(st.sampled_from(paths))
+        parent = docs
+        for k in path[:-1]:
+            parent = parent[k]
+        action = draw(st.sampled_from(["set", "set", "add", "drop"]))
+        if action == "drop" and isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        elif action == "add" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(KEYS))] = draw(_tree())
+        else:
+            parent[path[-1]] = draw(_tree())
+    return docs
+
+
 def _render(docs: list[Any], style: str) -> str:
     if style == "json":
         return "\n---\n".join(json.dumps(d, default=str) for d in docs)
@@ -264,13 +340,13 @@ def test_config_mutated_seeded_file(workdir: Path, data: bytes) -> None:
 
 
 @SETTINGS
-@given(docs=documents(), style=st.sampled_from(["yaml", "json"]))
+@given(docs=st.one_of(documents(), mutated_rich()), style=st.sampled_from(["yaml", "json"]))
 def test_config_structured_garbage(workdir: Path, docs: list[Any], style: str) -> None:
     _assert_contract(_run_config(workdir, _render(docs, style).encode()), "structured config")
 
 
 @settings(SETTINGS, max_examples=50)
-@given(docs=documents())
+@given(docs=st.one_of(documents(), mutated_rich()))
 def test_config_debug_output_is_masked(workdir: Path, docs: list[Any]) -> None:
     """--debug adds the traceback; the secrets stay masked in it."""
     o = _run_config(workdir, _render(docs, "yaml").encode(), debug=True)
