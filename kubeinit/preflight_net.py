@@ -253,6 +253,17 @@ def runtime_sandbox_image(cri_socket: str, root: Path = Path("/")) -> str:
     (`containerd --config FILE config dump`; containerd's defaults when there is no file)."""
     import tomllib
 
+    # The configuration file's own setting first: reading a file costs nothing, while each
+    # command below starts a large Go binary (about a second each under emulation). Only a
+    # file that pulls in others (`imports`) or says nothing needs containerd to tell.
+    try:
+        text = paths.under(root, CONTAINERD_CONFIG).read_text(encoding="utf-8")
+        own = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        own = {}
+    pinned = own.get("plugins", {}).get("io.containerd.cri.v1.images", {}).get("pinned_images")
+    if not own.get("imports") and isinstance(pinned, dict) and pinned.get("sandbox"):
+        return str(pinned["sandbox"])
     try:
         rc, out, _ = crictl(cri_socket, "info")
         info = json.loads(out) if rc == 0 else {}
