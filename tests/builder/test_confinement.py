@@ -103,3 +103,31 @@ def test_tree_build_never_runs_the_trees_kubelet(tree_copy: Path, tmp_path: Path
     assert "Traceback" not in res.stderr
     assert "cannot tell the version of /usr/bin/kubelet" in res.stderr, res.stderr
     assert "never runs a binary of the target tree" in res.stderr
+
+
+# Directories a tree build writes into (the payload's parents), and the ones above them.
+BUILD_DIRS = ["usr", "usr/bin", "usr/lib", "usr/lib/systemd", "etc", "etc/systemd/system",
+              "var/lib", "var/lib/systemd"]
+
+
+@pytest.mark.parametrize("rel", BUILD_DIRS)
+def test_tree_build_follows_an_absolute_link_inside_the_tree_never_on_the_host(
+    tree_copy: Path, tmp_path: Path, rel: str
+) -> None:
+    """The directory is moved to <root><decoy>/moved and replaced by the absolute link
+    `<decoy>/moved`: on the node (and with chroot semantics) that is the same directory, so the
+    build succeeds; resolved with the build host's view it would write into the host decoy."""
+    root = tree_copy
+    decoy = make_decoy(tmp_path)
+    before = tree_digest(decoy)
+    inside = root / decoy.relative_to("/") / "moved"
+    inside.parent.mkdir(parents=True)
+    (root / rel).rename(inside)
+    (root / rel).symlink_to(decoy / "moved")
+    res = build("--root", root, "--config", CLUSTER_YAML)
+    assert tree_digest(decoy) == before, f"the host decoy changed through {rel}"
+    assert res.rc == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert paths.under(root, "/usr/lib/kubeinit/profile.json").is_file()
+    assert paths.under(root, "/usr/bin/kubeinit").is_file()
+    assert paths.under(root, "/etc/machine-id").read_text() == ""

@@ -181,3 +181,25 @@ def test_sigterm_mid_phase_writes_the_failure_marker(tmp_path: Path, write: int)
     assert "SIGTERM" in marker["error"] and marker["hint"]
     assert not (root / "var/lib/kubeinit/init.done").exists()
     assert "kubeinit: error: terminated by SIGTERM" in out
+
+
+def test_join_command_refresh_takes_the_same_lock(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    fd = _hold_lock(root)
+    try:
+        res = subprocess.run(
+            [*KUBEINIT, "join-command", "--refresh", "--root", str(root), "--config",
+             str(config_path("default")), "--lock-timeout", "0"],
+            cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        os.close(fd)
+    assert res.returncode == 3, res.stdout + res.stderr
+    assert "another kubeinit is running on this root" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_lock_timeout_that_is_not_a_number_of_seconds_is_invalid_input(tmp_path: Path) -> None:
+    p = _start(tmp_path / "root", "--lock-timeout", "nan")
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 2, out
+    assert "--lock-timeout nan: not a number of seconds" in out
