@@ -41,7 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.tooling.boot_node import first_boot  # noqa: E402
-from tests.tooling.node_image import build_node_image, cache_root, source_digest  # noqa: E402
+from tests.tooling.node_image import (  # noqa: E402
+    _last_line,
+    _stderr,
+    cache_root,
+    source_digest,
+)
 from tests.tooling.vm import Journal  # noqa: E402
 
 CONFIG = REPO / "tests" / "e2e" / "data" / "cluster.yaml"
@@ -69,17 +74,21 @@ def unit_cpu(journal_dir: Path) -> float:
     return (int(m.group(1) or 0) * 60 + float(m.group(2))) if m else float("nan")
 
 
-def archives_image(config: Path, base: Path, images: Path) -> Path:
-    """The same build with `--no-unpack`, cached next to the test's image by the same key."""
+def bench_image(mode: str, config: Path, base: Path, images: Path) -> Path:
+    """The node image for `mode` (`--no-unpack` for archives), built by the real kubeinit-build
+    and cached under <cache>/bench-boot/<mode>/<key>/ (key: tests/tooling/node_image.py's),
+    apart from the test's image so that a test session never removes it mid-build."""
     key = source_digest(config, base, images)
-    out = cache_root() / "e2e-archives" / key / "node.qcow2"
+    top = cache_root() / "bench-boot" / mode
+    out = top / key / "node.qcow2"
     if out.is_file():
         return out
-    shutil.rmtree(out.parent.parent, ignore_errors=True)
+    shutil.rmtree(top, ignore_errors=True)
     out.parent.mkdir(parents=True)
     tmp = out.with_suffix(".tmp.qcow2")
+    extra = ["--no-unpack"] if mode == "archives" else []
     subprocess.run([sys.executable, "-m", "builder", "--image", str(base), "--output", str(tmp),
-                    "--config", str(config), "--images", str(images), "--no-unpack"],
+                    "--config", str(config), "--images", str(images), *extra],
                    cwd=REPO, check=True, timeout=3600, stdout=sys.stderr)
     tmp.rename(out)
     return out
@@ -90,21 +99,25 @@ def disk_mib(path: Path) -> float:
 
 
 def boot(image: Path, runs: int) -> list[dict[str, float]]:
+    """`runs` first boots of fresh overlays of `image`. A boot that does not complete is
+    reported with its directory (console log, overlay) kept; the others are measured."""
     out = []
     for i in range(runs):
-        with tempfile.TemporaryDirectory(prefix="kubeinit-bench-boot.") as tmp, \
-                open(os.devnull, "w") as quiet:
-            ok, timings, _ = first_boot(image, Path(tmp), stream=False, out=quiet)
-            if not ok or timings is None:
-                raise SystemExit(f"bench: {image}: run {i + 1}: first boot did not complete")
-            row: dict[str, float] = {k: v for k, v in asdict(timings).items()
-                                     if isinstance(v, float)}
-            row["preflight"] = timings.phases.get("preflight", float("nan"))
-            row["unit_cpu"] = unit_cpu(Path(tmp) / "journal" / "journal")
-            out.append(row)
-            print(f"{image.parent.parent.name}: run {i + 1}:"
-                  f" {timings.power_on_to_join_command:.1f} s ({timings.accel})",
+        tmp = Path(tempfile.mkdtemp(prefix="kubeinit-bench-boot."))
+        with open(os.devnull, "w") as quiet:
+            ok, timings, _ = first_boot(image, tmp, stream=False, out=quiet)
+        if not ok or timings is None:
+            print(f"bench: {image}: run {i + 1}: first boot did not complete (kept: {tmp})",
                   file=sys.stderr)
+            continue
+        row: dict[str, float] = {k: v for k, v in asdict(timings).items()
+                                 if isinstance(v, float)}
+        row["preflight"] = timings.phases.get("preflight", float("nan"))
+        row["unit_cpu"] = unit_cpu(tmp / "journal" / "journal")
+        out.append(row)
+        print(f"{image.parent.parent.name}: run {i + 1}:"
+              f" {timings.power_on_to_join_command:.1f} s ({timings.accel})", file=sys.stderr)
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -115,14 +128,15 @@ def main() -> int:
     ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    built = build_node_image(args.config)
-    images: dict[str, Path] = {}
-    if args.mode in ("both", "archives"):
-        images["archives"] = archives_image(args.config, built.base, built.images)
-    if args.mode in ("both", "unpacked"):
-        images["unpacked"] = built.image
+    base = Path(_last_line([str(REPO / "hack" / "base-image")], "base image", _stderr))
+    archives = Path(_last_line([sys.executable, str(REPO / "hack" / "oci-images")],
+                               "control-plane images", _stderr))
+    modes = ("archives", "unpacked") if args.mode == "both" else (args.mode,)
+    images = {m: bench_image(m, args.config, base, archives) for m in modes}
     results = {mode: boot(image, args.runs) for mode, image in images.items()}
-    modes = list(results)
+    if not all(results.values()):
+        failed = [m for m, r in results.items() if not r]
+        raise SystemExit(f"bench: no completed first boot for {', '.join(failed)}")
     print(f"first boot, {len(next(iter(results.values())))} run(s) each, median seconds")
     print(f"{'':<55} " + " ".join(f"{m:>10}" for m in modes))
     for label, key in ROWS:
@@ -130,10 +144,10 @@ def main() -> int:
         print(f"{label:<55} " + " ".join(f"{c:10.1f}" for c in cells))
     print(f"{'image file, MiB on disk (qcow2)':<55} "
           + " ".join(f"{disk_mib(images[m]):10.0f}" for m in modes))
-    base = disk_mib(built.base)
+    base_mib = disk_mib(base)
     print(f"{'  growth over the base image, MiB':<55} "
-          + " ".join(f"{disk_mib(images[m]) - base:10.0f}" for m in modes))
-    archives_mib = sum(p.stat().st_size for p in built.images.glob("*.tar")) / 2**20
+          + " ".join(f"{disk_mib(images[m]) - base_mib:10.0f}" for m in modes))
+    archives_mib = sum(p.stat().st_size for p in archives.glob("*.tar")) / 2**20
     print(f"archives (--images): {archives_mib:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
