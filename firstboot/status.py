@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kubeinit.redact import redact_keys
 from firstboot.phase import Phase
 from firstboot.selection import leaves
 from firstboot.state import State, done_stamp, failed_marker
 from kubeinit import paths
+from kubeinit.redact import redact_keys
 
 
 def _register_saved_secrets(root: Path) -> None:
