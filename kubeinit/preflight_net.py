@@ -291,8 +291,9 @@ def runtime_sandbox_image(cri_socket: str, root: Path = Path("/")) -> str:
     return str(sandbox)
 
 
-def cri_image_tags(cri_socket: str) -> set[str]:
-    """Every repo tag the CRI lists (one `crictl images -o json`: the kubelet's view)."""
+def cri_image_tags(cri_socket: str) -> dict[str, bool]:
+    """Every repo tag the CRI lists, and whether it reports it pinned (one `crictl images -o
+    json`: the kubelet's view; the kubelet's image GC never removes a pinned image)."""
     rc, out, err = crictl(cri_socket, "images", "-o", "json")
     if rc != 0:
         raise CheckError(f"could not list the container runtime's images: {_last_line(err)}")
@@ -300,7 +301,12 @@ def cri_image_tags(cri_socket: str) -> set[str]:
         listed = json.loads(out).get("images") or []
     except (ValueError, AttributeError):
         raise CheckError("could not list the container runtime's images: not JSON") from None
-    return {str(t) for img in listed if isinstance(img, dict) for t in img.get("repoTags") or ()}
+    return {
+        str(t): bool(img.get("pinned"))
+        for img in listed
+        if isinstance(img, dict)
+        for t in img.get("repoTags") or ()
+    }
 
 
 ALWAYS_WARNING = (
@@ -339,9 +345,12 @@ def image_pull_check(
         if pull_policy == "Never" and not preload and not verify:
             return [], []  # kubeadm skips all images with policy Never, before any CRI call
         try:
-            cri_status(cri_socket)
             tags = cri_image_tags(cri_socket)
         except CheckError as e:
+            try:  # kubeadm's own words for a runtime that does not answer
+                cri_status(cri_socket)
+            except CheckError as down:
+                return [], [str(down)]
             return [], [str(e)]
         errors: list[str] = []
         warnings: list[str] = []
@@ -375,7 +384,8 @@ def image_pull_check(
                 )
             else:
                 try:
-                    stored = list_store(address, store.snapshotter)
+                    # labels: the CRI's own pinned flag (above) is the one the kubelet reads
+                    stored = list_store(address, store.snapshotter, pinned=tags)
                 except PhaseFailed as e:
                     return [], [*errors, f"cannot read containerd's images: {e.message}"]
                 errors += verify_store(store, stored)

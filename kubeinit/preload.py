@@ -181,27 +181,29 @@ def import_archives(
     return report
 
 
-def list_store(address: str, snapshotter: str = "") -> dict[str, StoredImage]:
-    """containerd's own records of namespace k8s.io: two metadata reads (`ctr images ls` and
-    `ctr images check`, which stats the blobs and looks up the top snapshot), no import."""
+def list_store(
+    address: str, snapshotter: str = "", *, pinned: Mapping[str, bool] | None = None
+) -> dict[str, StoredImage]:
+    """containerd's own records of namespace k8s.io, no import: `ctr images check` (digest,
+    blobs present, top snapshot unpacked) and, unless the caller has the CRI's `pinned` flags
+    already (`crictl images`), `ctr images ls` for the pinned label."""
     base = [CTR, "--address", address, "--namespace", NAMESPACE, "images"]
-    listed = run([*base, "ls"], timeout=LIST_TIMEOUT).stdout
     check = [*base, "check"] + (["--snapshotter", snapshotter] if snapshotter else [])
     checked = run(check, timeout=LIST_TIMEOUT).stdout
-    state: dict[str, tuple[bool, bool]] = {}
+    labelled: dict[str, bool] = dict(pinned or {})
+    if pinned is None:
+        key, _, value = PINNED_LABEL.partition("=")
+        for line in run([*base, "ls"], timeout=LIST_TIMEOUT).stdout.splitlines()[1:]:
+            f = line.split()  # REF TYPE DIGEST SIZE(2 fields) PLATFORMS LABELS
+            if len(f) >= 4:
+                labels = dict(kv.partition("=")[::2] for kv in f[-1].split(","))
+                labelled[f[0]] = labels.get(key) == value
+    out: dict[str, StoredImage] = {}
     for line in checked.splitlines()[1:]:
         f = line.split()  # REF TYPE DIGEST STATUS... SIZE... UNPACKED (STATUS, SIZE: spaces)
         if len(f) >= 5:
-            state[f[0]] = (f[3] == "complete", f[-1] == "true")
-    key, _, value = PINNED_LABEL.partition("=")
-    out: dict[str, StoredImage] = {}
-    for line in listed.splitlines()[1:]:
-        f = line.split()  # REF TYPE DIGEST SIZE(2) PLATFORMS LABELS
-        if len(f) < 4:
-            continue
-        labels = dict(kv.partition("=")[::2] for kv in f[-1].split(",")) if f[-1] != "-" else {}
-        complete, unpacked = state.get(f[0], (False, False))
-        out[f[0]] = StoredImage(f[2], labels.get(key) == value, complete, unpacked)
+            out[f[0]] = StoredImage(f[2], labelled.get(f[0], False), f[3] == "complete",
+                                    f[-1] == "true")  # fmt: skip
     return out
 
 
