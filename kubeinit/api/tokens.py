@@ -36,6 +36,7 @@ from kubeinit.api import (
     subject,
 )
 from kubeinit.config import BootstrapToken as ConfigToken
+from kubeinit.config import parse_rfc3339 as parse_config_rfc3339
 from kubeinit.goyaml import dumps as dump
 from kubeinit.versions import Release
 
@@ -126,12 +127,11 @@ def tokens_from_config(configured: Iterable[ConfigToken], now: datetime.datetime
     out = []
     for t in list(configured) or [ConfigToken()]:
         if t.expires:
-            try:
-                expires: datetime.datetime | None = datetime.datetime.fromisoformat(
-                    t.expires.replace("Z", "+00:00")
-                )
-            except ValueError:
-                expires = None
+            # parse_config refuses any `expires` (kubeadm does); a value that is not RFC 3339
+            # must never become "never expires" (issue 9, finding 4).
+            expires: datetime.datetime | None = parse_config_rfc3339(t.expires)
+            if expires is None:
+                raise ValueError("bootstrap token expires: not an RFC 3339 time")
         else:
             ttl = DEFAULT_TTL if t.ttl is None else t.ttl
             expires = (now + ttl).replace(microsecond=0) if ttl.total_seconds() > 0 else None
