@@ -17,7 +17,7 @@ from firstboot.credentials import save_tokens
 from firstboot.log import Reporter, register_secret
 from kubeinit import hostfs, paths
 from kubeinit.api.tokens import parse_rfc3339, rfc3339, token_secret, tokens_from_config
-from kubeinit.errors import PhaseFailed
+from kubeinit.errors import PhaseFailed, StateUnreadable
 
 
 def refresh(ctx: InitContext, reporter: Reporter) -> None:
@@ -47,15 +47,20 @@ def show(ctx: InitContext, *, control_plane: bool) -> str:
     try:
         info = json.loads(hostfs.read_text(info_file))
     except FileNotFoundError:
-        raise PhaseFailed(
+        raise StateUnreadable(
             f"{info_file} does not exist: first boot has not written the join commands yet",
             hint="see `kubeinit status`",
         ) from None
     except (OSError, ValueError) as e:
-        raise PhaseFailed(
+        raise StateUnreadable(
             f"{info_file}: unreadable ({type(e).__name__})",
             hint="rewrite it with `kubeinit join-command --refresh`",
         ) from None
+    if not isinstance(info, dict):
+        raise StateUnreadable(
+            f"{info_file}: not a JSON object",
+            hint="rewrite it with `kubeinit join-command --refresh`",
+        )
     for key in ("token", "certificateKey"):
         if info.get(key):
             register_secret(str(info[key]))
@@ -67,7 +72,16 @@ def show(ctx: InitContext, *, control_plane: bool) -> str:
             hint="kubeinit join-command --control-plane --refresh",
         )
     for key in ("tokenExpires", expiry_key):
-        if info.get(key) and parse_rfc3339(info[key]) <= now:
+        if not info.get(key):
+            continue
+        try:
+            expires = parse_rfc3339(str(info[key]))
+        except ValueError:
+            raise StateUnreadable(
+                f"{info_file}: {key}: not an RFC 3339 time",
+                hint="rewrite it with `kubeinit join-command --refresh`",
+            ) from None
+        if expires <= now:
             what = "bootstrap token" if key == "tokenExpires" else "uploaded certificates"
             raise PhaseFailed(
                 f"the {what} expired at {info[key]}",
@@ -78,6 +92,8 @@ def show(ctx: InitContext, *, control_plane: bool) -> str:
     try:
         lines = hostfs.read_text(f).splitlines()
     except OSError as e:
-        raise PhaseFailed(f"{f}: {e.strerror}", hint="kubeinit join-command --refresh") from None
+        raise StateUnreadable(
+            f"{f}: {e.strerror}", hint="kubeinit join-command --refresh"
+        ) from None
     body = "\n".join(line for line in lines if not line.startswith("#"))
     return body.removeprefix("exec ").rstrip() + "\n"

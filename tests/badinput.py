@@ -216,6 +216,17 @@ def _argv(name: str, prog: str, argv: Sequence[str]) -> Case:
     return Case("argv", name, prog, tuple(argv), expect=2)
 
 
+JOIN_INFO = "root/etc/kubeinit/join.json"
+
+
+def _join(name: str, files: dict[str, bytes | str], *extra: str) -> Case:
+    """`kubeinit join-command` on a node whose join files (written by first boot's
+    show-join-command phase) are missing or unreadable: state, exit 3."""
+    return Case(
+        "join", name, "kubeinit", ("join-command", "--root", "root", *extra), files, expect=3
+    )
+
+
 CASES: tuple[Case, ...] = (
     # configurations (kubeinit init --config; kubeinit-build reads them with the same loader)
     _cfg("YAML alias bomb (9^9 strings) in a KubeProxyConfiguration", ALIAS_BOMB),
@@ -342,6 +353,16 @@ CASES: tuple[Case, ...] = (
         expect=3,
     ),
     _build("--root that does not exist", ["--root", "missing", "--dry-run"], expect=2),
+    # the join files (kubeinit join-command without --refresh reads them)
+    _join("before first boot wrote them", {}),
+    _join("before first boot wrote them, --control-plane", {}, "--control-plane"),
+    _join("join.json of garbage bytes", {JOIN_INFO: b"\xff\xfe\x00garbage"}),
+    _join("join.json a JSON list", {JOIN_INFO: "[]"}),
+    _join(
+        "join.json with a tokenExpires that is not a time",
+        {JOIN_INFO: json.dumps({"token": TOKEN, "tokenExpires": "next tuesday"})},
+    ),
+    _join("join.json without the join-command file", {JOIN_INFO: "{}"}),
     # argv
     _argv("no command", "kubeinit", []),
     _argv("unknown command", "kubeinit", ["frobnicate"]),
@@ -475,6 +496,7 @@ def render_doc(results: Sequence[tuple[Case, Outcome]], nonroot: Outcome) -> str
         "state": "State journal (`/var/lib/kubeinit/state.json`)",
         "profile": "Image profile (`/usr/lib/kubeinit/profile.json`)",
         "image": "Images (`kubeinit-build --image`)",
+        "join": "Join files (`/etc/kubeinit/join.json`, read by `kubeinit join-command`)",
         "argv": "Command lines",
     }
     for group, title in group_titles.items():
