@@ -261,7 +261,8 @@ class Config:
     kubelet: Mapping[str, Any] | None = None  # KubeletConfiguration document, as given
     kube_proxy: Mapping[str, Any] | None = None  # KubeProxyConfiguration document, as given
     # What kubeadm would warn about while loading this configuration (e.g. unknown
-    # KubeletConfiguration fields); the CLIs print each as a WARNING line.
+    # KubeletConfiguration or KubeProxyConfiguration fields); the CLIs print each as a
+    # WARNING line.
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -494,6 +495,10 @@ def build_config(by_kind: Mapping[str, Mapping[str, Any]], *, source: str) -> Co
             warnings += check_document(kubelet, release.minor)
         except InvalidInput as e:
             raise InvalidInput(f"{source}: {e.message}", hint=e.hint) from None
+    if proxy:
+        from kubeinit.api.addons import check_kube_proxy_document  # imports this module too
+
+        warnings += check_kube_proxy_document(proxy)
     return Config(
         source=source,
         init=init,

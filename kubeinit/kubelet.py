@@ -428,13 +428,53 @@ def _collection(kind: str, value: Any, path: str) -> Any:
     return {str(k): _scalar(inner, v, f"{path}.{k}") for k, v in value.items()}
 
 
-def unknown_fields(given: Mapping[str, Any], minor: int | None = None) -> list[str]:
-    """The fields of a KubeletConfiguration document that the Go type does not have, as the
-    JSON paths of sigs.k8s.io/json's strict decoding (`authentication.bogus`), sorted as it
-    sorts them: kubeadm warns about them and decodes the rest (componentconfigs/configset.go)."""
+def unknown_fields(
+    given: Mapping[str, Any],
+    minor: int | None = None,
+    *,
+    shape: Mapping[str, Any] = KUBELET_CONFIGURATION,
+) -> list[str]:
+    """The fields of a component config document (a KubeletConfiguration unless `shape` says
+    otherwise) that the Go type does not have, as the JSON paths of sigs.k8s.io/json's strict
+    decoding (`authentication.bogus`), sorted as it sorts them: kubeadm warns about them and
+    decodes the rest (componentconfigs/configset.go)."""
     out: list[str] = []
-    _unknown(KUBELET_CONFIGURATION, given, "", minor, out)
+    _unknown(shape, given, "", minor, out)
     return sorted(out)
+
+
+def strict_decoding_warnings(kind: str, unknown: list[str]) -> list[str]:
+    """kubeadm's warning for a component config with unknown fields (configset.go prints
+    strict.VerifyUnmarshalStrict's error), as one line; none when nothing is unknown."""
+    if not unknown:
+        return []
+    fields = ", ".join(f"unknown field {goyaml.go_quote(f)}" for f in unknown)
+    return [f"{kind}: strict decoding error: {fields} (ignored, as kubeadm ignores them)"]
+
+
+def drop_unknown(shape: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` without the fields `unknown_fields` reports (at any depth), as the Go decoder
+    leaves them out; `apiVersion` and `kind` stay."""
+    unknown = set(unknown_fields(given, shape=shape))
+    return _without(given, "", unknown)
+
+
+def _without(given: Mapping[str, Any], path: str, unknown: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        where = f"{path}{name}"
+        if where in unknown:
+            continue
+        if isinstance(value, Mapping):
+            out[name] = _without(value, where + ".", unknown)
+        elif isinstance(value, list):
+            out[name] = [
+                _without(v, f"{where}[{i}].", unknown) if isinstance(v, Mapping) else v
+                for i, v in enumerate(value)
+            ]
+        else:
+            out[name] = value
+    return out
 
 
 def _unknown(
@@ -465,13 +505,7 @@ def check_document(given: Mapping[str, Any], minor: int) -> list[str]:
     a value of the wrong type is an error (InvalidInput); unknown fields are returned as
     kubeadm's warning lines ("strict decoding error: unknown field ...")."""
     _decode(KUBELET_CONFIGURATION, given, "", minor)
-    unknown = unknown_fields(given, minor)
-    if not unknown:
-        return []
-    fields = ", ".join(f"unknown field {goyaml.go_quote(f)}" for f in unknown)
-    return [
-        f"KubeletConfiguration: strict decoding error: {fields} (ignored, as kubeadm ignores them)"
-    ]
+    return strict_decoding_warnings("KubeletConfiguration", unknown_fields(given, minor))
 
 
 # --- the three files -----------------------------------------------------------------------------

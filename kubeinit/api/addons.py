@@ -38,6 +38,12 @@ from kubeinit.config import (
     split_host_port,
 )
 from kubeinit.goyaml import dumps as dump
+from kubeinit.kubelet import (
+    KUBELET_CONFIGURATION,
+    drop_unknown,
+    strict_decoding_warnings,
+    unknown_fields,
+)
 from kubeinit.versions import DEFAULT_IMAGE_REPOSITORY
 
 COREDNS_REPLICAS = 2
@@ -393,6 +399,87 @@ def coredns_objects(config: Config, replicas: int = COREDNS_REPLICAS) -> dict[st
 # --- kube-proxy ------------------------------------------------------------------------------
 
 
+# The fields of KubeProxyConfiguration v1alpha1, in kubeinit.kubelet's shape notation (only the
+# nesting matters here: it says which fields are unknown). k8s.io/kube-proxy config/v1alpha1
+# types.go, the same at v0.36.3 and v0.37.2, with component-base's ClientConnectionConfiguration
+# and logs LoggingConfiguration (the kubelet's `logging` type); tests/firstboot/phases/
+# test_addons.py holds it to the Go source.
+_D = "d"
+KUBE_PROXY_CONFIGURATION: dict[str, Any] = {
+    "featureGates": "{b}",
+    "clientConnection": {
+        "kubeconfig": "s!",
+        "acceptContentTypes": "s!",
+        "contentType": "s!",
+        "qps": "f!",
+        "burst": "i!",
+    },
+    "logging": KUBELET_CONFIGURATION["logging"],
+    "hostnameOverride": "s!",
+    "bindAddress": "s!",
+    "healthzBindAddress": "s!",
+    "metricsBindAddress": "s!",
+    "bindAddressHardFail": "b!",
+    "enableProfiling": "b!",
+    "showHiddenMetricsForVersion": "s!",
+    "mode": "s!",
+    "iptables": {
+        "masqueradeBit": "*i",
+        "masqueradeAll": "b!",
+        "localhostNodePorts": "*b",
+        "syncPeriod": _D,
+        "minSyncPeriod": _D,
+    },
+    "ipvs": {
+        "syncPeriod": _D,
+        "minSyncPeriod": _D,
+        "scheduler": "s!",
+        "excludeCIDRs": "[s]",
+        "strictARP": "b!",
+        "tcpTimeout": _D,
+        "tcpFinTimeout": _D,
+        "udpTimeout": _D,
+    },
+    "nftables": {
+        "masqueradeBit": "*i",
+        "masqueradeAll": "b!",
+        "syncPeriod": _D,
+        "minSyncPeriod": _D,
+    },
+    "winkernel": {
+        "networkName": "s!",
+        "sourceVip": "s!",
+        "enableDSR": "b!",
+        "rootHnsEndpointName": "s!",
+        "forwardHealthCheckVip": "b!",
+    },
+    "detectLocalMode": "s!",
+    "detectLocal": {"bridgeInterface": "s!", "interfaceNamePrefix": "s!"},
+    "clusterCIDR": "s!",
+    "nodePortAddresses": "[s]",
+    "oomScoreAdj": "*i",
+    "conntrack": {
+        "maxPerCore": "*i",
+        "min": "*i",
+        "tcpEstablishedTimeout": "*d",
+        "tcpCloseWaitTimeout": "*d",
+        "tcpBeLiberal": "b!",
+        "udpTimeout": _D,
+        "udpStreamTimeout": _D,
+    },
+    "configSyncPeriod": _D,
+    "portRange": "s!",
+    "windowsRunAsService": "b",
+}
+
+
+def check_kube_proxy_document(given: Mapping[str, Any]) -> list[str]:
+    """kubeadm's warning for the unknown fields of a KubeProxyConfiguration document (it warns
+    and drops them, as for a KubeletConfiguration: componentconfigs/configset.go)."""
+    unknown = unknown_fields(given, shape=KUBE_PROXY_CONFIGURATION)
+    return strict_decoding_warnings("KubeProxyConfiguration", unknown)
+
+
 def _zero_kube_proxy_configuration() -> Obj:
     """Every field of KubeProxyConfiguration v1alpha1 (1.37) at its Go zero value, as
     encoding/json writes it (pointers null, Durations "0s", non-omitempty strings "")."""
@@ -479,12 +566,14 @@ def _merge(base: Obj, over: Mapping[str, Any]) -> Obj:
 
 
 def kube_proxy_configuration(config: Config, advertise_address: str) -> Obj:
-    """kubeadm's KubeProxyConfiguration: the user's document over the zero struct, then
-    kubeProxyConfig.Default (bindAddress by the advertise address family, clusterCIDR from the
-    pod subnet, the in-pod kubeconfig path, and from v1.37 mode iptables)."""
+    """kubeadm's KubeProxyConfiguration: the user's document, without the fields the Go type
+    does not have, over the zero struct, then kubeProxyConfig.Default (bindAddress by the
+    advertise address family, clusterCIDR from the pod subnet, the in-pod kubeconfig path, and
+    from v1.37 mode iptables)."""
+    given = drop_unknown(KUBE_PROXY_CONFIGURATION, config.kube_proxy or {})
     cfg = _merge(
         _zero_kube_proxy_configuration(),
-        {k: v for k, v in (config.kube_proxy or {}).items() if k not in ("apiVersion", "kind")},
+        {k: v for k, v in given.items() if k not in ("apiVersion", "kind")},
     )
     if not cfg.get("bindAddress"):
         v4 = ipaddress.ip_address(advertise_address).version == 4

@@ -72,6 +72,20 @@ def test_unknown_kubelet_fields_are_printed_as_warnings(tmp_path: Path) -> None:
     )
 
 
+def test_unknown_kube_proxy_fields_are_printed_as_warnings(tmp_path: Path) -> None:
+    (tmp_path / "root").mkdir()
+    (tmp_path / "cfg.yaml").write_text(
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n"
+        "iptables:\n  fooBar: 1\n"
+    )
+    o = run_cli("kubeinit", init_argv("--config", "cfg.yaml"), tmp_path)
+    assert o.code == 0, o.stderr
+    assert (
+        "WARNING: cfg.yaml: KubeProxyConfiguration: strict decoding error: unknown field"
+        ' "iptables.fooBar"' in o.stderr
+    )
+
+
 def test_debug_traceback_of_an_internal_error_is_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

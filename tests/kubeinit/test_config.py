@@ -946,3 +946,135 @@ def test_unknown_kubelet_fields_match_kubeadms_warning(k8s_bin: Path, tmp_path: 
     assert theirs, p.stderr
     (ours,) = load_config(f).warnings
     assert theirs.group(1) in ours
+
+
+# --- unknown KubeProxyConfiguration fields: kubeadm's warning, and dropped ---------------------
+
+PROXY_UNKNOWN = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+zeta: 1
+Mode: ipvs
+mode: nftables
+iptables:
+  bogus: 1
+  masqueradeAll: true
+clientConnection:
+  qpsx: 2
+  qps: 7
+logging:
+  vmodule:
+  - filePattern: x
+    verbosity: 2
+    what: 1
+  options:
+    text:
+      foo: 1
+featureGates:
+  AnyGate: true
+detectLocal:
+  x: 1
+conntrack:
+  tcpEstablishedTimeout: 1s
+  zz: 2
+"""
+# The same document without the unknown fields.
+PROXY_KNOWN = """\
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+iptables:
+  masqueradeAll: true
+clientConnection:
+  qps: 7
+logging:
+  vmodule:
+  - filePattern: x
+    verbosity: 2
+  options:
+    text: {}
+featureGates:
+  AnyGate: true
+detectLocal: {}
+conntrack:
+  tcpEstablishedTimeout: 1s
+"""
+PROXY_UNKNOWN_FIELDS = (
+    'unknown field "Mode", unknown field "clientConnection.qpsx", unknown field "conntrack.zz",'
+    ' unknown field "detectLocal.x", unknown field "iptables.bogus", unknown field'
+    ' "logging.options.text.foo", unknown field "logging.vmodule[0].what", unknown field "zeta"'
+)
+
+
+def test_unknown_kube_proxy_fields_are_a_warning_not_silence() -> None:
+    """Unknown KubeProxyConfiguration fields (top level and nested, case-sensitive as
+    sigs.k8s.io/json) give kubeadm's warning; known fields and map keys do not."""
+    config = parse_config(CLUSTER + "---\n" + PROXY_UNKNOWN, source=SOURCE)
+    assert config.warnings == (
+        f"{SOURCE}: KubeProxyConfiguration: strict decoding error: {PROXY_UNKNOWN_FIELDS}"
+        " (ignored, as kubeadm ignores them)",
+    )
+    assert parse_config(CLUSTER + "---\n" + PROXY_KNOWN).warnings == ()
+
+
+def _every_field(shape: dict[str, Any]) -> dict[str, Any]:
+    """A document with every field `shape` knows (null, or a duration where Go's Duration
+    refuses null) and an unknown `zzz` in every struct."""
+    out: dict[str, Any] = {"zzz": 1}
+    for name, kind in shape.items():
+        if isinstance(kind, dict):
+            out[name] = _every_field(kind)
+        elif isinstance(kind, tuple):
+            out[name] = _every_field(kind[1]) if kind[0] == "*" else [_every_field(kind[1])]
+        else:
+            out[name] = "1s" if kind.lstrip("*") in ("d", "fd") else None
+    return out
+
+
+def _kubeadm_warning(kubeadm: Path, text: str, tmp_path: Path) -> str:
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    p = subprocess.run(
+        [str(kubeadm), "config", "images", "list", "--config", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 0, p.stderr
+    theirs = re.search(r'Kind:"KubeProxyConfiguration"\}: (strict decoding error: .*)', p.stderr)
+    assert theirs, p.stderr
+    return theirs.group(1)
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("version", ["v1.37.2", "v1.36.3"])
+def test_kube_proxy_fields_are_the_ones_kubeadm_knows(
+    k8s_bin: Path, tmp_path: Path, version: str
+) -> None:
+    """The known-field list is kubeadm's: a document with every field kubeinit knows (at every
+    depth) and an unknown one in each struct gets, from the real kubeadm, exactly the warning
+    kubeinit gives (a field kubeinit knows and Go does not would be in kubeadm's list only).
+    tests/firstboot/phases/test_addons.py checks the converse against types.go."""
+    from kubeinit.api.addons import KUBE_PROXY_CONFIGURATION
+
+    kubeadm = k8s_bin.parent / version / "kubeadm"
+    assert kubeadm.is_file(), f"{kubeadm} missing: hack/k8s-binaries --version {version}"
+    doc = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        **_every_field(KUBE_PROXY_CONFIGURATION),
+    }
+    text = CLUSTER.replace("v1.37.2", version) + "---\n" + yaml.safe_dump(doc)
+    theirs = _kubeadm_warning(kubeadm, text, tmp_path)
+    (ours,) = parse_config(text).warnings
+    assert theirs.count("unknown field") == 13, theirs  # the 12 structs and the top level
+    assert ours == f"<config>: KubeProxyConfiguration: {theirs} (ignored, as kubeadm ignores them)"
+
+
+@pytest.mark.real
+def test_unknown_kube_proxy_fields_match_kubeadms_warning(k8s_bin: Path, tmp_path: Path) -> None:
+    text = CLUSTER + "---\n" + PROXY_UNKNOWN
+    assert _kubeadm_warning(k8s_bin / "kubeadm", text, tmp_path) == (
+        "strict decoding error: " + PROXY_UNKNOWN_FIELDS
+    )

@@ -8,17 +8,28 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from kubeinit.api.addons import coredns_objects, kube_proxy_objects
+from kubeinit.api.addons import (
+    KUBE_PROXY_CONFIGURATION,
+    _zero_kube_proxy_configuration,
+    coredns_objects,
+    kube_proxy_objects,
+)
 from kubeinit.api.upload_config import addon_disabled
 from kubeinit.config import load_config, parse_config
+from kubeinit.kubelet import unknown_fields
 from tests.apiobjects import API_CONFIGS, as_stored, compare_as_stored, compare_live, live
 from tests.conftest import config_path
-from tests.firstboot.conftest import KubeadmDryRuns, KubeadmObjects
+from tests.firstboot.conftest import KubeadmDryRuns, KubeadmObjects, kubeadm_for
 from tests.localcluster import LocalCluster
+from tests.oracle import sandbox
+from tests.oracle.kubeadm_dryrun import objects_of, parse_output
 
 pytestmark = pytest.mark.real
 
@@ -149,3 +160,117 @@ def test_rerun_keeps_replicas_and_a_modified_corefile(cluster: LocalCluster) -> 
 def test_disabled_addons_are_reported_disabled(extra: str, expected: tuple[bool, bool]) -> None:
     config = parse_config(config_path("default").read_text() + extra)
     assert addon_disabled(config) == expected
+
+
+# --- KubeProxyConfiguration fields: the Go source's, unknown ones dropped as kubeadm drops them ---
+
+GO_MOD = Path.home() / "go" / "pkg" / "mod" / "k8s.io"
+_GO_FIELD = re.compile(r'^\t(?:(\w+)\s+)?([\w.*\[\]]+)\s+`json:"([^",]*)')
+
+
+def _go_structs(*files: Path) -> tuple[dict[str, list[tuple[str, str]]], dict[str, str]]:
+    """Struct types (name -> [(json name, Go type)], "" for an inlined embedded struct) and
+    named slice types (name -> element type) of Go source files."""
+    structs: dict[str, list[tuple[str, str]]] = {}
+    slices: dict[str, str] = {}
+    for f in files:
+        assert f.is_file(), f"{f} missing: hack/k8s-binaries fills the Go module cache"
+        current: list[tuple[str, str]] | None = None
+        for line in f.read_text().splitlines():
+            if m := re.match(r"^type (\w+) struct \{", line):
+                assert m.group(1) not in structs, m.group(1)
+                current = structs[m.group(1)] = []
+            elif m := re.match(r"^type (\w+) \[\]([\w.]+)$", line):
+                slices[m.group(1)] = m.group(2)
+            elif line == "}":
+                current = None
+            elif current is not None and (m := _GO_FIELD.match(line)) and m.group(3) != "-":
+                current.append((m.group(3), m.group(2)))
+    return structs, slices
+
+
+def _go_tree(structs: dict[str, list[tuple[str, str]]], slices: dict[str, str],
+             name: str) -> dict[str, Any]:
+    """The JSON field tree of a Go struct: a subtree for a struct (direct, pointer or slice
+    element), None for anything else (scalars, maps, types with their own JSON form)."""
+    out: dict[str, Any] = {}
+    for field_name, go_type in structs[name]:
+        base = go_type.lstrip("*")
+        base = slices.get(base.split(".")[-1], base).removeprefix("[]").split(".")[-1]
+        sub = _go_tree(structs, slices, base) if base in structs and not go_type.startswith(
+            "map[") and base != "TimeOrMetaDuration" else None  # it has its own UnmarshalJSON
+        if field_name == "":
+            out.update(sub or {})  # embedded: inlined (metav1.TypeMeta is not parsed here)
+        else:
+            out[field_name] = sub
+    return out
+
+
+def _shape_tree(shape: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in shape.items():
+        struct = kind[1] if isinstance(kind, tuple) else kind  # ("*" or "[]", struct)
+        out[name] = _shape_tree(struct) if isinstance(struct, dict) else None
+    return out
+
+
+def test_kube_proxy_fields_are_the_go_types() -> None:
+    """kubeinit's KubeProxyConfiguration field list is k8s.io/kube-proxy v1alpha1 types.go of
+    the pinned version (with component-base's ClientConnectionConfiguration and logs API),
+    read from the Go module cache: every field, at every depth, no more."""
+    structs, slices = _go_structs(
+        GO_MOD / "kube-proxy@v0.37.2/config/v1alpha1/types.go",
+        GO_MOD / "component-base@v0.37.2/config/v1alpha1/types.go",
+        GO_MOD / "component-base@v0.37.2/logs/api/v1/types.go",
+    )
+    go = _go_tree(structs, slices, "KubeProxyConfiguration")
+    assert go["conntrack"]["tcpEstablishedTimeout"] is None  # the parser sees nested structs
+    assert go["logging"]["options"]["text"] == {"splitStream": None, "infoBufferSize": None}
+    assert _shape_tree(KUBE_PROXY_CONFIGURATION) == go
+    # and the zero struct kubeinit renders from holds no field the type lacks
+    zero = {k: v for k, v in _zero_kube_proxy_configuration().items()
+            if k not in ("apiVersion", "kind")}
+    assert not unknown_fields(zero, shape=KUBE_PROXY_CONFIGURATION)
+
+
+PROXY_DOC = """\
+---
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+zeta: 1
+Mode: ipvs
+mode: nftables
+iptables:
+  bogus: 1
+  masqueradeAll: true
+clientConnection:
+  qpsx: 2
+  qps: 7
+detectLocal:
+  x: 1
+  bridgeInterface: br0
+conntrack:
+  tcpEstablishedTimeout: 1s
+  zz: 2
+"""
+
+
+def test_unknown_kube_proxy_fields_are_dropped_as_kubeadm_drops_them(tmp_path: Path) -> None:
+    """Real `kubeadm init --dry-run` with unknown KubeProxyConfiguration fields (top level,
+    nested, a case variant of a known one): the kube-proxy ConfigMap kubeinit renders is
+    byte for byte kubeadm's: the unknown fields are gone, the known ones applied."""
+    config_file = tmp_path / "proxy-unknown.yaml"
+    config_file.write_text(config_path("default").read_text() + PROXY_DOC)
+    cap = sandbox.run_kubeadm(kubeadm_for(config_file), config_file, tmp_path / "kubeadm",
+                              name="proxy-unknown", dry_run=True,
+                              extra=("--skip-phases=preflight",))
+    assert cap.ok, f"kubeadm init --dry-run failed:\n{cap.failures()}"
+    actions, *_ = parse_output(cap.runs[0].stdout)
+    want = objects_of(actions)[("ConfigMap", "kube-system", "kube-proxy")]["data"]
+    config = load_config(config_file)
+    assert len(config.warnings) == 1 and '"conntrack.zz"' in config.warnings[0]
+    got = kube_proxy_objects(config, "192.0.2.10", CLEAN_ENV)["ConfigMap"]["data"]
+    assert got == want
+    conf = yaml.safe_load(got["config.conf"])
+    assert conf["mode"] == "nftables" and conf["clientConnection"]["qps"] == 7
+    assert "zeta" not in conf and "Mode" not in conf and "zz" not in conf["conntrack"]
