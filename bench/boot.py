@@ -110,8 +110,8 @@ def boot(image: Path, runs: int) -> list[dict[str, float]]:
             print(f"bench: {image}: run {i + 1}: first boot did not complete (kept: {tmp})",
                   file=sys.stderr)
             continue
-        row: dict[str, float] = {k: v for k, v in asdict(timings).items()
-                                 if isinstance(v, float)}
+        row: dict[str, float] = {k: float(v) for k, v in asdict(timings).items()
+                                 if isinstance(v, (int, float))}  # image_import: sum([]) == 0
         row["preflight"] = timings.phases.get("preflight", float("nan"))
         row["unit_cpu"] = unit_cpu(tmp / "journal" / "journal")
         out.append(row)
