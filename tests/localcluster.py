@@ -137,6 +137,14 @@ class LocalCluster:
         return json.loads((self.root / "etc/kubeinit" / name).read_text())
 
 
+def worker_ports(port_base: int) -> int:
+    """`port_base` moved out of the other pytest-xdist workers' way: each worker (gw0, gw1, ...)
+    gets its own 10,000-port block, so two workers starting clusters at the same base (the
+    resume tests, the local-up tests) never collide."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return port_base + 10000 * int(worker.removeprefix("gw") or 0)
+
+
 def start(root: Path, *, port_base: int, journal_scratch: Path | None = None,
           env: Mapping[str, str] | None = None, exit_after_init: bool = False,
           timeout: float = 300, wait: bool = True) -> LocalCluster:
@@ -146,6 +154,7 @@ def start(root: Path, *, port_base: int, journal_scratch: Path | None = None,
     ready_file = root.parent / f"{root.name}.ready.json"
     ready_file.unlink(missing_ok=True)
     log = root.parent / f"{root.name}.local-up.log"
+    port_base = worker_ports(port_base)
     argv = [sys.executable, str(LOCAL_UP), "--root", str(root), "--port-base", str(port_base),
             "--bin-dir", str(bin_dir()), "--ready-file", str(ready_file)]
     if exit_after_init:

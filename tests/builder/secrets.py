@@ -109,3 +109,49 @@ def scan_image(raw: Path, *, baseline: Path | None = None,
     found.new_tokens = tokens
     found.new_certificate_keys = {k for k in keys if not k.startswith(b"sha256")}
     return found
+
+
+def public_image_data(oci_dir: Path, dest: Path) -> Path:
+    """What the images given to the build make public, computed from the OCI archives alone
+    (not from what the build wrote): every blob digest, every layer's diff ID and chain ID (the
+    names containerd gives the unpacked snapshots), and the decompressed layers themselves. The
+    image's containerd store is full of these 64-hex-digit names; they are not secrets, while
+    any other new 64-hex string still is. Written under `dest`, for `scan_image(exclude_from=)`.
+    """
+    import gzip
+    import hashlib
+    import json
+    import tarfile
+
+    dest.mkdir(parents=True, exist_ok=True)
+    names: set[str] = set()
+    for n, archive in enumerate(sorted(oci_dir.glob("*.tar"))):
+        with tarfile.open(archive) as tar:
+            blobs = {m.name.rsplit("/", 1)[1]: m for m in tar.getmembers()
+                     if m.isfile() and "/sha256/" in f"/{m.name}"}
+            # containerd's importer stores the archive's index.json as a blob of its own
+            for m in tar.getmembers():
+                f = tar.extractfile(m) if m.isfile() and "/sha256/" not in f"/{m.name}" else None
+                if f is not None:
+                    names.add(hashlib.sha256(f.read()).hexdigest())
+            names.update(blobs)
+            for digest, member in blobs.items():
+                f = tar.extractfile(member)
+                assert f is not None
+                data = f.read()
+                if data[:2] == b"\x1f\x8b":  # a gzip layer: its content is public too
+                    data = gzip.decompress(data)
+                    names.add(hashlib.sha256(data).hexdigest())
+                (dest / f"{n}-{digest}").write_bytes(data)
+                try:
+                    doc = json.loads(data)
+                except (UnicodeDecodeError, ValueError):
+                    continue
+                diff_ids = doc.get("rootfs", {}).get("diff_ids") if isinstance(doc, dict) else None
+                chain = ""
+                for diff_id in diff_ids or []:
+                    chain = diff_id if not chain else "sha256:" + hashlib.sha256(
+                        f"{chain} {diff_id}".encode()).hexdigest()
+                    names.update({diff_id.removeprefix("sha256:"), chain.removeprefix("sha256:")})
+    (dest / "digests.txt").write_text("\n".join(sorted(names)) + "\n")
+    return dest

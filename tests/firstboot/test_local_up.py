@@ -50,14 +50,15 @@ def test_nothing_under_the_hosts_kubernetes_dirs() -> None:
 
 
 def test_busy_port_is_refused(tmp_path: Path) -> None:
+    base = localcluster.worker_ports(38000)
     with socket.socket() as s:
-        s.bind(("127.0.80.1", 38443))
+        s.bind(("127.0.80.1", base + 443))
         s.listen()
         res = subprocess.run([sys.executable, str(LOCAL_UP), "--root", str(tmp_path / "r"),
-                              "--port-base", "38000", "--bin-dir", str(bin_dir())],
+                              "--port-base", str(base), "--bin-dir", str(bin_dir())],
                              capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 2
-    assert "ports in use: 127.0.80.1:38443" in res.stderr
+    assert f"ports in use: 127.0.80.1:{base + 443}" in res.stderr
 
 
 @pytest.mark.slow
